@@ -1,0 +1,87 @@
+// Connections per environment and dbchange's bookkeeping tables.
+import pg from 'pg';
+import { requireDatabaseUrl, type EnvironmentConfig } from '../core/config';
+
+/** One key for every dbchange applier on a database: two appliers never interleave. */
+export const APPLIER_LOCK_KEY = 0x6462_6368; // "dbch"
+export const SCHEMA_MIGRATIONS_TABLE = 'schema_migrations';
+export const LEDGER_TABLE = 'dbchange_migration_log';
+
+export const CREATE_BOOKKEEPING_SQL = `
+CREATE TABLE IF NOT EXISTS ${SCHEMA_MIGRATIONS_TABLE} (version varchar PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
+  id bigserial PRIMARY KEY,
+  version varchar NOT NULL,
+  name text NOT NULL,
+  checksum text NOT NULL,
+  outcome text NOT NULL CHECK (outcome IN ('applied', 'marked-complete', 'failed')),
+  started_at timestamptz NOT NULL,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  duration_ms integer NOT NULL,
+  attempts integer NOT NULL DEFAULT 1,
+  lock_retries integer NOT NULL DEFAULT 0,
+  workflow_id text,
+  decided_by text,
+  error text
+);
+CREATE INDEX IF NOT EXISTS ${LEDGER_TABLE}_version_idx ON ${LEDGER_TABLE} (version);
+`;
+
+export class DatabasePools {
+  private readonly pools = new Map<string, pg.Pool>();
+
+  pool(environment: EnvironmentConfig): pg.Pool {
+    let pool = this.pools.get(environment.name);
+    if (!pool) {
+      pool = new pg.Pool({
+        connectionString: requireDatabaseUrl(environment),
+        max: 4,
+        application_name: 'dbchange',
+        // A backend whose worker died notices within a second and rolls back, releasing its locks.
+        options: '-c client_connection_check_interval=1000',
+      });
+      // An idle connection that dies is replaced on next use; the error must not crash the worker.
+      pool.on('error', () => undefined);
+      this.pools.set(environment.name, pool);
+    }
+    return pool;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => pool.end()));
+    this.pools.clear();
+  }
+}
+
+/** Creates schema_migrations and the ledger if missing; callers hold the applier lock, so creators never race. */
+export async function ensureBookkeeping(client: pg.PoolClient | pg.Client): Promise<void> {
+  await client.query(CREATE_BOOKKEEPING_SQL);
+}
+
+export interface AppliedState {
+  versions: Set<string>;
+  /** Checksum of the latest successful ledger row per version (absent for rows dbchange did not write). */
+  checksums: Map<string, string>;
+}
+
+/** What a database says has run. A database that never saw dbchange has run nothing. */
+export async function readAppliedState(db: pg.Pool | pg.PoolClient): Promise<AppliedState> {
+  const exists = await db.query<{ migrations: string | null; ledger: string | null }>(
+    `SELECT to_regclass($1) AS migrations, to_regclass($2) AS ledger`,
+    [SCHEMA_MIGRATIONS_TABLE, LEDGER_TABLE],
+  );
+  const versions = new Set<string>();
+  const checksums = new Map<string, string>();
+  if (exists.rows[0].migrations) {
+    const rows = await db.query<{ version: string }>(`SELECT version FROM ${SCHEMA_MIGRATIONS_TABLE}`);
+    for (const row of rows.rows) versions.add(row.version);
+  }
+  if (exists.rows[0].ledger) {
+    const rows = await db.query<{ version: string; checksum: string }>(
+      `SELECT DISTINCT ON (version) version, checksum FROM ${LEDGER_TABLE}
+       WHERE outcome IN ('applied', 'marked-complete') ORDER BY version, id DESC`,
+    );
+    for (const row of rows.rows) checksums.set(row.version, row.checksum);
+  }
+  return { versions, checksums };
+}

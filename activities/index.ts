@@ -1,0 +1,170 @@
+// Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
+import { readMigrationDir, type MigrationFile } from '../core/migration-dir';
+import { MigrationFileError } from '../core/migration-files';
+import { comparePending, describeEdited } from '../core/pending';
+import type { MigrationOutcome, QaResult } from '../core/pipeline';
+import { applyMigrationOnce } from './apply-migration';
+import { DatabasePools, ensureBookkeeping, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, APPLIER_LOCK_KEY } from './db';
+import { postNotification, type Notification } from './notify';
+import { runProductionChecks, type ProductionCheckResult } from './production-checks';
+import { runQaCommand } from './qa-gate';
+import { applierProgress } from '../workflows/messages';
+
+export const APPLIED_MIGRATION_EDITED = 'AppliedMigrationEdited';
+export const INVALID_MIGRATION_FILE = 'InvalidMigrationFile';
+export const MIGRATION_NOT_FOUND = 'MigrationNotFound';
+const HEARTBEAT_EVERY_MS = 1_000;
+
+/** The part of the config a pipeline needs in its history: names, gates and timings, no secrets. */
+export interface PipelinePlan {
+  environments: { name: string; qa: boolean; approval?: { roles: string[]; timeoutMs: number } }[];
+  approvers: Record<string, string[]>;
+  recheckIntervalMs: number;
+}
+
+export interface PendingMigration {
+  version: string;
+  name: string;
+  fileName: string;
+  checksum: string;
+  transactional: boolean;
+}
+
+export interface MigrationRef {
+  environment: string;
+  version: string;
+  checksum: string;
+}
+
+export function createActivities(config: DbChangeConfig, pools = new DatabasePools()) {
+  const environmentNamed = (name: string): EnvironmentConfig => selectEnvironments(config, [name])[0];
+
+  const migrationFiles = (): MigrationFile[] => {
+    try {
+      return readMigrationDir(config.migrations.postDeploy);
+    } catch (error) {
+      if (error instanceof MigrationFileError) {
+        throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
+      }
+      throw error;
+    }
+  };
+
+  const migrationFor = (ref: MigrationRef): MigrationFile => {
+    const file = migrationFiles().find((migration) => migration.version === ref.version);
+    if (!file) {
+      throw ApplicationFailure.create({
+        type: MIGRATION_NOT_FOUND,
+        nonRetryable: true,
+        message: `migration ${ref.version} is no longer in ${config.migrations.postDeploy}; deploy the worker with the same migrations as the pipeline`,
+      });
+    }
+    if (file.checksum !== ref.checksum) {
+      throw ApplicationFailure.create({
+        type: APPLIED_MIGRATION_EDITED,
+        nonRetryable: true,
+        message: `${file.fileName} changed after the pipeline listed it; what runs must be what was listed: start a new pipeline`,
+      });
+    }
+    return file;
+  };
+
+  return {
+    async planPipeline(requested: string[] | undefined): Promise<PipelinePlan> {
+      return {
+        environments: selectEnvironments(config, requested).map((environment) => ({
+          name: environment.name,
+          qa: Boolean(environment.qa),
+          approval: environment.approval,
+        })),
+        approvers: config.approvers,
+        recheckIntervalMs: config.recheckIntervalMs,
+      };
+    },
+
+    async listPendingMigrations(environment: string): Promise<PendingMigration[]> {
+      const files = migrationFiles();
+      const report = comparePending(files, await readAppliedState(pools.pool(environmentNamed(environment))));
+      if (report.edited.length > 0) {
+        throw ApplicationFailure.create({
+          type: APPLIED_MIGRATION_EDITED,
+          nonRetryable: true,
+          message: describeEdited(environment, report.edited),
+          details: report.edited,
+        });
+      }
+      return report.pending.map(({ version, name, fileName, checksum, transactional }) => ({ version, name, fileName, checksum, transactional }));
+    },
+
+    async applyMigration(ref: MigrationRef): Promise<MigrationOutcome> {
+      const context = Context.current();
+      const heartbeat = setInterval(() => context.heartbeat({ version: ref.version }), HEARTBEAT_EVERY_MS);
+      const workflow = context.info.workflowExecution;
+      try {
+        return await applyMigrationOnce({
+          pool: pools.pool(environmentNamed(ref.environment)),
+          migration: migrationFor(ref),
+          settings: config.lockRetry,
+          workflowId: workflow?.workflowId ?? '',
+          onWaiting: async (waitingFor) => {
+            if (!workflow) return;
+            await context.client.workflow
+              .getHandle(workflow.workflowId, workflow.runId)
+              .signal(applierProgress, { version: ref.version, waitingFor });
+          },
+        });
+      } finally {
+        clearInterval(heartbeat);
+      }
+    },
+
+    /** Records a migration as applied without running it (seed 004's mitigation for a failed DML migration). */
+    async markMigrationComplete(ref: MigrationRef & { decidedBy: string }): Promise<MigrationOutcome> {
+      const migration = migrationFor(ref);
+      const client = await pools.pool(environmentNamed(ref.environment)).connect();
+      const started = Date.now();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1)', [APPLIER_LOCK_KEY]);
+        await ensureBookkeeping(client);
+        const inserted = await client.query(
+          `INSERT INTO ${SCHEMA_MIGRATIONS_TABLE} (version) VALUES ($1) ON CONFLICT DO NOTHING`,
+          [migration.version],
+        );
+        if ((inserted.rowCount ?? 0) > 0) {
+          await client.query(
+            `INSERT INTO ${LEDGER_TABLE} (version, name, checksum, outcome, started_at, duration_ms, workflow_id, decided_by)
+             VALUES ($1, $2, $3, 'marked-complete', now(), 0, $4, $5)`,
+            [migration.version, migration.name, migration.checksum, Context.current().info.workflowExecution?.workflowId ?? '', ref.decidedBy],
+          );
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+      return { version: migration.version, name: migration.name, outcome: 'marked-complete', durationMs: Date.now() - started, attempts: 1 };
+    },
+
+    async checkProductionGates(environment: string): Promise<ProductionCheckResult> {
+      const self = Context.current().info.workflowExecution?.workflowId ?? '';
+      return runProductionChecks(Context.current().client, environment, config.changeLocks, self);
+    },
+
+    async runQaGate(environment: string): Promise<QaResult> {
+      const qa = environmentNamed(environment).qa;
+      if (!qa) throw ApplicationFailure.create({ nonRetryable: true, message: `environment ${environment} has no qa command` });
+      return runQaCommand(qa.command, qa.timeoutMs, environment, config.path);
+    },
+
+    async notify(notification: Notification): Promise<void> {
+      await postNotification(config.webhookUrl, notification);
+    },
+  };
+}
+
+export type DbChangeActivities = ReturnType<typeof createActivities>;

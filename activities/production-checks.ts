@@ -1,0 +1,36 @@
+// Production checks before each environment: incidents, running critical changes, change locks.
+import type { Client } from '@temporalio/client';
+import { activeChangeLock } from '../core/change-lock';
+import type { ChangeLockWindow } from '../core/config';
+import { BLOCKING_SEVERITY, INCIDENT_WORKFLOW_TYPE } from '../core/incident';
+
+export interface ProductionCheckResult {
+  ok: boolean;
+  /** Each reason the environment may not be changed now, worded for the status line. */
+  reasons: string[];
+}
+
+export async function runProductionChecks(
+  client: Client,
+  environment: string,
+  changeLocks: ChangeLockWindow[],
+  selfWorkflowId: string,
+): Promise<ProductionCheckResult> {
+  const reasons: string[] = [];
+  const incidents = client.workflow.list({
+    query: `WorkflowType = '${INCIDENT_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND DbChangeSeverity <= ${BLOCKING_SEVERITY}`,
+  });
+  for await (const incident of incidents) {
+    const severity = incident.typedSearchAttributes.getAll().find((pair) => pair.key.name === 'DbChangeSeverity')?.value;
+    reasons.push(`active severity ${String(severity ?? '?')} incident ${incident.workflowId}`);
+  }
+  const changes = client.workflow.list({
+    query: `WorkflowType = 'changeRequest' AND ExecutionStatus = 'Running' AND DbChangeCriticality IN ('C1', 'C2') AND DbChangeEnvironment = '${environment}'`,
+  });
+  for await (const change of changes) {
+    if (change.workflowId !== selfWorkflowId) reasons.push(`running critical change ${change.workflowId} on ${environment}`);
+  }
+  const lock = activeChangeLock(changeLocks, new Date());
+  if (lock) reasons.push(`change lock until ${lock.end}: ${lock.reason}`);
+  return { ok: reasons.length === 0, reasons };
+}

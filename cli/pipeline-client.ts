@@ -1,0 +1,144 @@
+// Client-side operations on dbchange workflows, shared by the CLI, the demo and the tests.
+import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
+import { selectEnvironments, type DbChangeConfig } from '../core/config';
+import type { Approval, Rejection, Resolution } from '../core/decisions';
+import { incidentWorkflowId, INCIDENT_WORKFLOW_TYPE, type IncidentInput } from '../core/incident';
+import { FINAL_STAGES, PIPELINE_WORKFLOW_TYPE, pipelineWorkflowId, type PipelineInput, type PipelineStatus } from '../core/pipeline';
+import { approveUpdate, closeIncident, rejectUpdate, resolveUpdate, status, type DecisionAnswer } from '../workflows/messages';
+import { CliError, EXIT } from './output';
+
+export interface StartPipelineOptions {
+  environments?: string[];
+  packageVersion?: string;
+  requestedBy: string;
+  taskQueue: string;
+}
+
+/** Starts the pipeline for a set of environments; refuses, naming the running one, if it is already running. */
+export async function startPipeline(client: Client, config: DbChangeConfig, options: StartPipelineOptions): Promise<WorkflowHandle> {
+  const environments = selectEnvironments(config, options.environments).map((environment) => environment.name);
+  const workflowId = pipelineWorkflowId(environments);
+  const input: PipelineInput = { environments, packageVersion: options.packageVersion, requestedBy: options.requestedBy };
+  try {
+    return await client.workflow.start(PIPELINE_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: options.taskQueue,
+      args: [input],
+      staticSummary: `post-deploy migrations${options.packageVersion ? ` for ${options.packageVersion}` : ''}: ${environments.join(' → ')}`,
+      staticDetails: [
+        `**requested by** ${options.requestedBy}`,
+        `**environments** ${environments.join(', ')}`,
+        options.packageVersion ? `**package** ${options.packageVersion}` : '',
+        `**approvals** ${config.environments.filter((environment) => environment.approval && environments.includes(environment.name)).map((environment) => `${environment.name}: ${environment.approval!.roles.join(' or ')}`).join('; ') || 'none'}`,
+      ].filter(Boolean).join('\n\n'),
+    });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new CliError(
+        `pipeline ${workflowId} is already running; follow it with \`dbchange pdm status ${workflowId}\``,
+        EXIT.refused,
+      );
+    }
+    throw error;
+  }
+}
+
+export type DecisionKind = 'approve' | 'reject' | 'resolve';
+
+/** Sends a decision as an update, so the answer (accepted or refused, and why) comes back at once. */
+export async function sendDecision(client: Client, workflowId: string, kind: 'approve', payload: Approval): Promise<DecisionAnswer>;
+export async function sendDecision(client: Client, workflowId: string, kind: 'reject', payload: Rejection): Promise<DecisionAnswer>;
+export async function sendDecision(client: Client, workflowId: string, kind: 'resolve', payload: Resolution): Promise<DecisionAnswer>;
+export async function sendDecision(client: Client, workflowId: string, kind: DecisionKind, payload: Approval | Rejection | Resolution): Promise<DecisionAnswer> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    if (kind === 'approve') return await handle.executeUpdate(approveUpdate, { args: [payload as Approval] });
+    if (kind === 'reject') return await handle.executeUpdate(rejectUpdate, { args: [payload as Rejection] });
+    return await handle.executeUpdate(resolveUpdate, { args: [payload as Resolution] });
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw notFound(workflowId);
+    if (error instanceof WorkflowUpdateFailedError) {
+      throw new CliError(`${kind} refused by ${workflowId}: ${error.cause?.message ?? error.message}`, EXIT.refused);
+    }
+    throw error;
+  }
+}
+
+export async function pipelineStatus(client: Client, workflowId: string): Promise<PipelineStatus> {
+  try {
+    return await client.workflow.getHandle(workflowId).query(status);
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw notFound(workflowId);
+    throw error;
+  }
+}
+
+export function isFinal(snapshot: PipelineStatus): boolean {
+  return FINAL_STAGES.includes(snapshot.stage);
+}
+
+export interface PipelineListing {
+  workflowId: string;
+  runId: string;
+  status: string;
+  startTime: Date;
+  closeTime?: Date;
+  waitingFor?: string;
+}
+
+/** Running and recent pipelines, newest first. */
+export async function listPipelines(client: Client, limit = 20): Promise<PipelineListing[]> {
+  const listings: PipelineListing[] = [];
+  for await (const execution of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW_TYPE}' ORDER BY StartTime DESC`, pageSize: limit })) {
+    const dbStatus = execution.typedSearchAttributes.getAll().find((pair) => pair.key.name === 'DbChangeStatus')?.value;
+    listings.push({
+      workflowId: execution.workflowId,
+      runId: execution.runId,
+      status: typeof dbStatus === 'string' ? dbStatus : execution.status.name.toLowerCase(),
+      startTime: execution.startTime,
+      closeTime: execution.closeTime,
+    });
+    if (listings.length >= limit) break;
+  }
+  await Promise.all(
+    listings
+      .filter((listing) => !listing.closeTime)
+      .map(async (listing) => {
+        const snapshot = await client.workflow.getHandle(listing.workflowId, listing.runId).query(status).catch(() => undefined);
+        listing.waitingFor = snapshot?.waitingFor;
+      }),
+  );
+  return listings;
+}
+
+export async function openIncident(client: Client, input: IncidentInput, taskQueue: string): Promise<string> {
+  const workflowId = incidentWorkflowId(input.id);
+  try {
+    await client.workflow.start(INCIDENT_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue,
+      args: [input],
+      staticSummary: `severity ${input.severity} incident: ${input.title}`,
+    });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`incident ${workflowId} is already open`, EXIT.refused);
+    throw error;
+  }
+  return workflowId;
+}
+
+export async function closeIncidentById(client: Client, id: string, user: string, comment?: string): Promise<string> {
+  const workflowId = id.startsWith('incident-') ? id : incidentWorkflowId(id);
+  try {
+    await client.workflow.getHandle(workflowId).signal(closeIncident, { user, comment });
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw new CliError(`no open incident ${workflowId}; list them in the UI with DbChangeKind="incident"`, EXIT.failure);
+    throw error;
+  }
+  return workflowId;
+}
+
+function notFound(workflowId: string): CliError {
+  return new CliError(`no workflow ${workflowId}; list pipelines with \`dbchange pdm status\``, EXIT.failure);
+}

@@ -1,0 +1,231 @@
+// dbchange.yaml comes in untrusted and leaves parsed: every problem is reported at once, by key and line.
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from './duration';
+
+export const DEFAULT_CONFIG_FILE = 'dbchange.yaml';
+
+const VARIABLE_PATTERN = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+const duration = z.string().refine((text) => parseDuration(text) !== undefined, {
+  message: 'expected a duration such as 200ms, 30s, 15m, 24h',
+});
+const environmentName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*$/, 'use lowercase letters, digits and dashes, starting with a letter (e.g. staging)');
+const userName = z.string().min(1);
+
+const environmentSchema = z.strictObject({
+  name: environmentName,
+  databaseUrl: z.string().min(1, 'set databaseUrl, usually as ${SOME_DATABASE_URL}'),
+  qa: z.strictObject({ command: z.string().min(1), timeout: duration.default('30m') }).optional(),
+  approval: z
+    .strictObject({ roles: z.array(z.string().min(1)).min(1), timeout: duration.default('24h') })
+    .optional(),
+});
+
+const configSchema = z.strictObject({
+  migrations: z.strictObject({ regular: z.string().min(1).optional(), postDeploy: z.string().min(1) }),
+  environments: z.array(environmentSchema).min(1, 'list at least one environment'),
+  approvers: z.record(userName, z.array(z.string().min(1))).default({}),
+  notifications: z.strictObject({ webhookUrl: z.string().optional() }).default({}),
+  lockRetry: z
+    .strictObject({
+      lockTimeout: duration.default('200ms'),
+      statementTimeout: duration.default('15m'),
+      maxWait: duration.default('30m'),
+    })
+    .default({ lockTimeout: '200ms', statementTimeout: '15m', maxWait: '30m' }),
+  changeLocks: z
+    .array(z.strictObject({ start: z.iso.datetime({ offset: true }), end: z.iso.datetime({ offset: true }), reason: z.string().min(1) }))
+    .default([]),
+  productionChecks: z.strictObject({ recheckInterval: duration.default('1m') }).default({ recheckInterval: '1m' }),
+});
+
+type RawConfig = z.infer<typeof configSchema>;
+
+export interface EnvironmentConfig {
+  name: string;
+  /** Resolved from `${VAR}`; undefined when a variable it names is not set here (checked where it is used). */
+  databaseUrl: string | undefined;
+  /** The variables databaseUrl needs but this process lacks, for the error message. */
+  missingVariables: string[];
+  qa?: { command: string; timeoutMs: number };
+  approval?: { roles: string[]; timeoutMs: number };
+}
+
+export interface ChangeLockWindow {
+  start: string;
+  end: string;
+  reason: string;
+}
+
+export interface DbChangeConfig {
+  /** Absolute path of the file this came from. */
+  path: string;
+  migrations: { regular?: string; postDeploy: string };
+  environments: EnvironmentConfig[];
+  approvers: Record<string, string[]>;
+  webhookUrl?: string;
+  lockRetry: { lockTimeoutMs: number; statementTimeoutMs: number; maxWaitMs: number };
+  changeLocks: ChangeLockWindow[];
+  recheckIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config ${file}:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parses the text of dbchange.yaml. `${VAR}` is expanded from `env`; a variable missing from `env` is an
+ * error everywhere except in secrets (databaseUrl, webhookUrl), which only the worker needs.
+ */
+export function parseConfig(text: string, file: string, env: Record<string, string | undefined>, baseDir: string): DbChangeConfig {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false });
+  const problems: string[] = document.errors.map((error) => {
+    const position = error.linePos?.[0];
+    return `${position ? `line ${position.line}: ` : ''}${error.message.split('\n')[0]}`;
+  });
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  const lineOf = (path: PropertyKey[]): string => {
+    for (let depth = path.length; depth >= 0; depth--) {
+      const node = document.getIn(path.slice(0, depth) as (string | number)[], true) as { range?: [number, number] } | undefined;
+      if (node?.range) return `line ${lineCounter.linePos(node.range[0]).line}`;
+    }
+    return 'top level';
+  };
+
+  const missingBySecret = new Map<string, string[]>();
+  const expanded = expandVariables(document.toJS(), env, [], (path, name) => {
+    const key = path.join('.');
+    if (isSecretPath(path)) missingBySecret.set(key, [...(missingBySecret.get(key) ?? []), name]);
+    else problems.push(`${lineOf(path)}: ${key}: environment variable ${name} is not set`);
+  });
+
+  const parsed = configSchema.safeParse(expanded ?? {});
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = issue.path.join('.') || '(top level)';
+      if (issue.code === 'unrecognized_keys') {
+        for (const unknown of issue.keys) {
+          problems.push(`${lineOf([...issue.path, unknown])}: ${[...issue.path, unknown].join('.')}: unknown key (check its spelling)`);
+        }
+      } else {
+        problems.push(`${lineOf(issue.path)}: ${key}: ${issue.message}`);
+      }
+    }
+  }
+  if (parsed.success) problems.push(...crossFieldProblems(parsed.data, lineOf));
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(file, problems);
+  return toConfig(parsed.data, file, baseDir, missingBySecret);
+}
+
+function isSecretPath(path: (string | number)[]): boolean {
+  const last = path[path.length - 1];
+  return last === 'databaseUrl' || last === 'webhookUrl';
+}
+
+function expandVariables(
+  value: unknown,
+  env: Record<string, string | undefined>,
+  path: (string | number)[],
+  onMissing: (path: (string | number)[], name: string) => void,
+): unknown {
+  if (typeof value === 'string') {
+    return value.replace(VARIABLE_PATTERN, (_whole, name: string) => {
+      const resolved = env[name];
+      if (resolved === undefined || resolved === '') {
+        onMissing(path, name);
+        return '';
+      }
+      return resolved;
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, index) => expandVariables(item, env, [...path, index], onMissing));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, expandVariables(item, env, [...path, key], onMissing)]),
+    );
+  }
+  return value;
+}
+
+function crossFieldProblems(config: RawConfig, lineOf: (path: PropertyKey[]) => string): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  config.environments.forEach((environment, index) => {
+    if (seen.has(environment.name)) {
+      problems.push(`${lineOf(['environments', index, 'name'])}: environments.${index}.name: duplicate environment "${environment.name}"`);
+    }
+    seen.add(environment.name);
+  });
+  config.changeLocks.forEach((window, index) => {
+    if (Date.parse(window.end) <= Date.parse(window.start)) {
+      problems.push(`${lineOf(['changeLocks', index, 'end'])}: changeLocks.${index}.end: must be after start`);
+    }
+  });
+  return problems;
+}
+
+function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret: Map<string, string[]>): DbChangeConfig {
+  const resolvePath = (relative: string) => (relative.startsWith('/') ? relative : `${baseDir}/${relative}`);
+  return {
+    path: file,
+    migrations: {
+      regular: raw.migrations.regular ? resolvePath(raw.migrations.regular) : undefined,
+      postDeploy: resolvePath(raw.migrations.postDeploy),
+    },
+    environments: raw.environments.map((environment, index) => {
+      const missingVariables = missingBySecret.get(`environments.${index}.databaseUrl`) ?? [];
+      return {
+        name: environment.name,
+        databaseUrl: missingVariables.length > 0 ? undefined : environment.databaseUrl,
+        missingVariables,
+        qa: environment.qa && { command: environment.qa.command, timeoutMs: parseDuration(environment.qa.timeout)! },
+        approval: environment.approval && {
+          roles: environment.approval.roles,
+          timeoutMs: parseDuration(environment.approval.timeout)!,
+        },
+      };
+    }),
+    approvers: raw.approvers,
+    webhookUrl: missingBySecret.has('notifications.webhookUrl') ? undefined : raw.notifications.webhookUrl || undefined,
+    lockRetry: {
+      lockTimeoutMs: parseDuration(raw.lockRetry.lockTimeout)!,
+      statementTimeoutMs: parseDuration(raw.lockRetry.statementTimeout)!,
+      maxWaitMs: parseDuration(raw.lockRetry.maxWait)!,
+    },
+    changeLocks: raw.changeLocks,
+    recheckIntervalMs: parseDuration(raw.productionChecks.recheckInterval)!,
+  };
+}
+
+/** The environments a pipeline walks: the ones asked for, in config order, or all of them. */
+export function selectEnvironments(config: DbChangeConfig, requested: string[] | undefined): EnvironmentConfig[] {
+  if (!requested || requested.length === 0) return config.environments;
+  const known = new Set(config.environments.map((environment) => environment.name));
+  const unknown = requested.filter((name) => !known.has(name));
+  if (unknown.length > 0) {
+    throw new ConfigError(config.path, [
+      `unknown environment ${unknown.map((name) => `"${name}"`).join(', ')}; configured: ${[...known].join(', ')}`,
+    ]);
+  }
+  return config.environments.filter((environment) => requested.includes(environment.name));
+}
+
+/** The connection string for an environment, or an error that says which variable to set. */
+export function requireDatabaseUrl(environment: EnvironmentConfig): string {
+  if (environment.databaseUrl) return environment.databaseUrl;
+  const names = environment.missingVariables.map((name) => `\${${name}}`).join(', ');
+  throw new ConfigError('dbchange.yaml', [
+    `environments.${environment.name}.databaseUrl: ${names} is not set in this process's environment; export it where the worker runs`,
+  ]);
+}

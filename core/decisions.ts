@@ -1,0 +1,98 @@
+// Human decisions (approve, reject, resolve): payload checks and who may decide what. Pure, used by workflows.
+export const RESOLVE_ACTIONS = ['retry', 'mark-complete', 'rollback', 'abort'] as const;
+export type ResolveAction = (typeof RESOLVE_ACTIONS)[number];
+const MAX_TEXT = 2_000;
+
+export interface Approval {
+  user: string;
+  role: string;
+  comment?: string;
+}
+export interface Rejection {
+  user: string;
+  reason: string;
+}
+export interface Resolution {
+  user: string;
+  action: ResolveAction;
+  comment?: string;
+}
+
+/** One entry of a workflow's decision history: accepted or refused, never silently dropped. */
+export interface DecisionRecord {
+  at: string;
+  kind: 'approve' | 'reject' | 'resolve';
+  user: string;
+  role?: string;
+  action?: ResolveAction;
+  environment?: string;
+  comment?: string;
+  accepted: boolean;
+  /** Why it was refused, or what it decided. */
+  reason?: string;
+}
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function text(payload: Record<string, unknown>, key: string, required: boolean): Checked<string | undefined> {
+  const value = payload[key];
+  if (value === undefined || value === null || value === '') {
+    return required ? { ok: false, error: `"${key}" is required` } : { ok: true, value: undefined };
+  }
+  if (typeof value !== 'string') return { ok: false, error: `"${key}" must be a string` };
+  if (value.length > MAX_TEXT) return { ok: false, error: `"${key}" is longer than ${MAX_TEXT} characters` };
+  return { ok: true, value };
+}
+
+function fields<K extends string>(payload: unknown, spec: Record<K, boolean>): Checked<Record<K, string | undefined>> {
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
+    return { ok: false, error: `expected a JSON object with ${Object.keys(spec).join(', ')}` };
+  }
+  const result = {} as Record<K, string | undefined>;
+  for (const key of Object.keys(spec) as K[]) {
+    const checked = text(payload as Record<string, unknown>, key, spec[key]);
+    if (!checked.ok) return checked;
+    result[key] = checked.value;
+  }
+  return { ok: true, value: result };
+}
+
+export function checkApprovalPayload(payload: unknown): Checked<Approval> {
+  const checked = fields(payload, { user: true, role: true, comment: false });
+  return checked.ok ? { ok: true, value: checked.value as Approval } : checked;
+}
+
+export function checkRejectionPayload(payload: unknown): Checked<Rejection> {
+  const checked = fields(payload, { user: true, reason: true });
+  return checked.ok ? { ok: true, value: checked.value as Rejection } : checked;
+}
+
+export function checkResolutionPayload(payload: unknown, allowed: readonly ResolveAction[] = RESOLVE_ACTIONS): Checked<Resolution> {
+  const checked = fields(payload, { user: true, action: true, comment: false });
+  if (!checked.ok) return checked;
+  const action = checked.value.action as ResolveAction;
+  if (!allowed.includes(action)) return { ok: false, error: `"action" must be one of ${allowed.join(', ')}; got "${action}"` };
+  return { ok: true, value: checked.value as Resolution };
+}
+
+export interface ApprovalPolicy {
+  /** user → roles they hold, from dbchange.yaml `approvers`. */
+  approvers: Record<string, string[]>;
+  /** The gate needs one approval in any of these roles. */
+  roles: string[];
+  requestedBy: string;
+}
+
+/** Why this person may not decide here, or undefined when they may. */
+export function refusalReason(policy: ApprovalPolicy, user: string, role?: string): string | undefined {
+  const held = policy.approvers[user];
+  if (!held) return `${user} is not a configured approver (add them under approvers in dbchange.yaml)`;
+  if (user === policy.requestedBy) return `${user} requested this change and cannot approve it`;
+  if (role !== undefined) {
+    if (!held.includes(role)) return `${user} does not hold the role ${role} (holds: ${held.join(', ') || 'none'})`;
+    if (!policy.roles.includes(role)) return `role ${role} cannot approve this gate; it needs ${policy.roles.join(' or ')}`;
+  } else if (!held.some((r) => policy.roles.includes(r))) {
+    return `${user} holds none of the roles this gate needs (${policy.roles.join(', ')})`;
+  }
+  return undefined;
+}

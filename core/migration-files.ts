@@ -1,0 +1,112 @@
+// Migration files: <14-digit UTC version>_<name>.sql with dbmate-style `-- migrate:up` / `-- migrate:down` sections.
+export const MIGRATION_FILE_PATTERN = /^(\d{14})_([A-Za-z0-9_]+)\.sql$/;
+const SECTION_PATTERN = /^--\s*migrate:(up|down)\b(.*)$/;
+const KNOWN_OPTIONS = new Set(['transaction']);
+
+export interface MigrationSource {
+  version: string;
+  name: string;
+  fileName: string;
+  /** SQL of the up section, exactly as written. */
+  up: string;
+  /** 1-based line of the file where the up SQL starts, to point errors at file:line. */
+  upStartLine: number;
+  down?: string;
+  /** false when the header says `transaction:false` (e.g. CREATE INDEX CONCURRENTLY). */
+  transactional: boolean;
+}
+
+export class MigrationFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`${file}: ${problem}`);
+    this.name = 'MigrationFileError';
+  }
+}
+
+/** Splits a file name into version and name, or says how to fix it. */
+export function parseMigrationFileName(fileName: string): { version: string; name: string } {
+  const match = MIGRATION_FILE_PATTERN.exec(fileName);
+  if (!match) {
+    throw new MigrationFileError(
+      fileName,
+      'bad migration file name; expected <14-digit UTC timestamp>_<name>.sql, e.g. 20230109100044_cleanup_web_hook_calls_rename.sql',
+    );
+  }
+  const version = match[1];
+  const month = Number(version.slice(4, 6));
+  const day = Number(version.slice(6, 8));
+  const hour = Number(version.slice(8, 10));
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23) {
+    throw new MigrationFileError(fileName, `version ${version} is not a UTC timestamp (YYYYMMDDhhmmss)`);
+  }
+  return { version, name: match[2] };
+}
+
+/** Parses the text of one migration file. */
+export function parseMigrationSource(fileName: string, text: string): MigrationSource {
+  const { version, name } = parseMigrationFileName(fileName);
+  const lines = text.split(/\r?\n/);
+  const sections: { kind: 'up' | 'down'; options: string; headerLine: number }[] = [];
+  lines.forEach((line, index) => {
+    const match = SECTION_PATTERN.exec(line.trim());
+    if (match) sections.push({ kind: match[1] as 'up' | 'down', options: match[2].trim(), headerLine: index + 1 });
+  });
+
+  const ups = sections.filter((section) => section.kind === 'up');
+  if (ups.length === 0) throw new MigrationFileError(fileName, 'no "-- migrate:up" section; put the SQL to apply under that line');
+  if (ups.length > 1) throw new MigrationFileError(fileName, `"-- migrate:up" appears ${ups.length} times (lines ${ups.map((s) => s.headerLine).join(', ')})`);
+  if (sections.filter((section) => section.kind === 'down').length > 1) {
+    throw new MigrationFileError(fileName, '"-- migrate:down" appears more than once');
+  }
+
+  const bodyOf = (index: number) => {
+    const start = sections[index].headerLine; // 0-based index of the first body line
+    const end = index + 1 < sections.length ? sections[index + 1].headerLine - 1 : lines.length;
+    return lines.slice(start, end).join('\n');
+  };
+  const upIndex = sections.indexOf(ups[0]);
+  const downIndex = sections.findIndex((section) => section.kind === 'down');
+  const up = bodyOf(upIndex);
+  if (stripComments(up).trim() === '') throw new MigrationFileError(fileName, 'the "-- migrate:up" section has no SQL');
+
+  return {
+    version,
+    name,
+    fileName,
+    up,
+    upStartLine: ups[0].headerLine + 1,
+    down: downIndex >= 0 ? bodyOf(downIndex) : undefined,
+    transactional: parseTransactionOption(fileName, ups[0].options),
+  };
+}
+
+function parseTransactionOption(fileName: string, options: string): boolean {
+  let transactional = true;
+  for (const option of options.split(/\s+/).filter(Boolean)) {
+    const [key, value] = option.split(':');
+    if (!KNOWN_OPTIONS.has(key) || (value !== 'true' && value !== 'false')) {
+      throw new MigrationFileError(fileName, `unknown option "${option}" on "-- migrate:up"; the only option is transaction:false`);
+    }
+    transactional = value === 'true';
+  }
+  return transactional;
+}
+
+function stripComments(sql: string): string {
+  return sql.replace(/--.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
+}
+
+/** Refuses two files with one version: the ledger could not tell them apart. */
+export function checkUniqueVersions(sources: { version: string; fileName: string }[]): void {
+  const byVersion = new Map<string, string>();
+  for (const source of sources) {
+    const existing = byVersion.get(source.version);
+    if (existing) {
+      throw new MigrationFileError(source.fileName, `duplicate version ${source.version}: also used by ${existing}; give one of them a new timestamp`);
+    }
+    byVersion.set(source.version, source.fileName);
+  }
+}

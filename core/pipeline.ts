@@ -1,0 +1,78 @@
+// The post-deploy migration pipeline's public shapes: input, status snapshot and result.
+import type { DecisionRecord } from './decisions';
+
+export const PIPELINE_WORKFLOW_TYPE = 'postDeployMigrationPipeline';
+export const STATUS_VERSION = 1;
+
+export interface PipelineInput {
+  /** Environment names in config order; empty or absent means all of them. */
+  environments?: string[];
+  packageVersion?: string;
+  requestedBy: string;
+}
+
+export type PipelineStage =
+  | 'starting'
+  | 'waiting-checks'
+  | 'applying'
+  | 'qa'
+  | 'waiting-approval'
+  | 'blocked'
+  | 'complete'
+  | 'nothing-pending'
+  | 'failed'
+  | 'rejected'
+  | 'aborted';
+
+export const FINAL_STAGES: readonly PipelineStage[] = ['complete', 'nothing-pending', 'failed', 'rejected', 'aborted'];
+
+export type MigrationOutcomeKind = 'applied' | 'already-applied' | 'marked-complete' | 'failed';
+
+export interface MigrationOutcome {
+  version: string;
+  name: string;
+  outcome: MigrationOutcomeKind;
+  durationMs: number;
+  /** Attempts of the apply activity, plus in-activity lock-timeout retries. */
+  attempts: number;
+  lockRetries?: number;
+  error?: string;
+}
+
+export interface QaResult {
+  command: string;
+  exitCode: number | null;
+  passed: boolean;
+  timedOut: boolean;
+  durationMs: number;
+  /** The last lines of its output, for the person deciding what to do next. */
+  outputTail: string;
+}
+
+export interface EnvironmentResult {
+  environment: string;
+  migrations: MigrationOutcome[];
+  qa?: QaResult;
+  done: boolean;
+}
+
+export interface PipelineStatus {
+  version: typeof STATUS_VERSION;
+  kind: 'pdm';
+  stage: PipelineStage;
+  environments: string[];
+  environment?: string;
+  migration?: { index: number; total: number; version: string; name: string };
+  waitingFor?: string;
+  lastError?: string;
+  requestedBy: string;
+  packageVersion?: string;
+  decisions: DecisionRecord[];
+  results: EnvironmentResult[];
+  summary?: string;
+}
+
+/** One pipeline per set of environments: the id says which. */
+export function pipelineWorkflowId(environments: string[]): string {
+  return `pdm-${environments.join('+')}`;
+}

@@ -1,0 +1,81 @@
+// The real stack for one test file: a client on the shared dev server, one workflow bundle, workers on demand.
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import { inject } from 'vitest';
+import type { DbChangeConfig } from '../../core/config';
+import { createDbChangeWorker, WORKFLOWS_PATH } from '../../worker/worker';
+
+let runtimeInstalled = false;
+
+export interface Stack {
+  client: Client;
+  address: string;
+  bundle: WorkflowBundle;
+  /** A task queue of its own per test keeps tests independent on the shared server. */
+  newTaskQueue(): string;
+  startWorker(config: DbChangeConfig, taskQueue: string): Promise<RunningWorker>;
+  close(): Promise<void>;
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export async function createStack(): Promise<Stack> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const address = inject('temporalAddress');
+  const connection = await Connection.connect({ address });
+  const nativeConnection = await NativeConnection.connect({ address });
+  const client = new Client({ connection, namespace: 'default' });
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  const workers: RunningWorker[] = [];
+  return {
+    client,
+    address,
+    bundle,
+    newTaskQueue: () => `test-${randomUUID()}`,
+    async startWorker(config, taskQueue) {
+      const { worker, close } = await createDbChangeWorker({ config, connection: nativeConnection, namespace: 'default', taskQueue, workflowBundle: bundle });
+      const running = worker.run();
+      let stopped = false;
+      const handle: RunningWorker = {
+        worker,
+        async stop() {
+          if (stopped) return;
+          stopped = true;
+          worker.shutdown();
+          await running;
+          await close();
+        },
+      };
+      workers.push(handle);
+      return handle;
+    },
+    async close() {
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
+
+/** Polls until `check` returns a value, or fails with what it last saw. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}

@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import { query } from '../helpers/postgres';
+import { createProject, migration, type TestProject } from '../helpers/project';
+import { createStack, eventually, type Stack } from '../helpers/stack';
+
+const MIGRATIONS = {
+  '20240101000001_create_plan_limits.sql': migration('CREATE TABLE plan_limits (id bigint PRIMARY KEY, web_hook_calls int);'),
+  '20240101000002_add_ci_runners.sql': migration('CREATE TABLE ci_runners (id bigint PRIMARY KEY);\nCREATE TABLE ci_runner_machines (id bigint PRIMARY KEY, runner_id bigint);'),
+  '20240101000003_index_runner_machines.sql': migration('CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_runner_machines_runner ON ci_runner_machines (runner_id);', { transaction: false }),
+};
+
+describe('post-deploy migration pipeline', () => {
+  let stack: Stack;
+  let project: TestProject;
+
+  beforeAll(async () => {
+    stack = await createStack();
+    project = await createProject('happy', {
+      environments: [
+        { name: 'staging', qa: 'test "$DBCHANGE_ENVIRONMENT" = staging && echo "QA green on $DBCHANGE_ENVIRONMENT"' },
+        { name: 'production', approvalRoles: ['release-manager'] },
+      ],
+      migrations: MIGRATIONS,
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await project?.cleanup();
+  });
+
+  it('applies three migrations on staging, passes QA, waits for approval, then applies them on production', async () => {
+    const taskQueue = stack.newTaskQueue();
+    await stack.startWorker(project.config, taskQueue);
+    const handle = await startPipeline(stack.client, project.config, { requestedBy: 'dave', taskQueue, packageVersion: '16.1.0' });
+    expect(handle.workflowId).toBe('pdm-staging+production');
+
+    const waiting = await eventually(async () => {
+      const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+      return snapshot.stage === 'waiting-approval' && snapshot;
+    }, 'the production approval gate');
+    expect(waiting.waitingFor).toContain('release-manager');
+    expect(waiting.results[0].migrations.map((m) => m.outcome)).toEqual(['applied', 'applied', 'applied']);
+    expect(waiting.results[0].qa?.passed).toBe(true);
+    expect(waiting.results[0].qa?.outputTail).toContain('QA green on staging');
+    // Production is untouched until someone approves.
+    expect(await query(project.urls.production, `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
+
+    const answer = await sendDecision(stack.client, handle.workflowId, 'approve', { user: 'alice', role: 'release-manager' });
+    expect(answer.accepted).toBe(true);
+    const result = await handle.result();
+    expect(result.stage).toBe('complete');
+
+    for (const environment of ['staging', 'production']) {
+      const applied = await query<{ version: string }>(project.urls[environment], 'SELECT version FROM schema_migrations ORDER BY version');
+      const ledger = await query<{ version: string; outcome: string }>(project.urls[environment], `SELECT version, outcome FROM dbchange_migration_log ORDER BY version`);
+      expect(applied.map((row) => row.version)).toEqual(Object.keys(MIGRATIONS).map((name) => name.slice(0, 14)));
+      expect(ledger).toEqual(applied.map((row) => ({ version: row.version, outcome: 'applied' })));
+    }
+    const indexes = await query(project.urls.production, `SELECT indexname FROM pg_indexes WHERE indexname = 'idx_runner_machines_runner'`);
+    expect(indexes).toHaveLength(1);
+  });
+});

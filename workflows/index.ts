@@ -1,0 +1,3 @@
+// The workflows the worker registers.
+export { postDeployMigrationPipeline } from './pipeline';
+export { incident } from './incident';

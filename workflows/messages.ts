@@ -1,0 +1,27 @@
+// Signals, updates and queries, defined once; the CLI and activities import these same definitions.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Approval, Rejection, Resolution } from '../core/decisions';
+import type { IncidentClose } from '../core/incident';
+import type { PipelineStatus } from '../core/pipeline';
+
+/** The immediate answer an update gives: accepted, or refused with the reason (the refusal is recorded). */
+export interface DecisionAnswer {
+  accepted: boolean;
+  reason: string;
+}
+
+export const approve = defineSignal<[Approval]>('approve');
+export const reject = defineSignal<[Rejection]>('reject');
+export const resolve = defineSignal<[Resolution]>('resolve');
+
+export const approveUpdate = defineUpdate<DecisionAnswer, [Approval]>('approve');
+export const rejectUpdate = defineUpdate<DecisionAnswer, [Rejection]>('reject');
+export const resolveUpdate = defineUpdate<DecisionAnswer, [Resolution]>('resolve');
+
+export const status = defineQuery<PipelineStatus>('status');
+
+/** Sent by the apply activity while it waits on a blocking session, so the workflow can say whom it waits for. */
+export const applierProgress = defineSignal<[{ version: string; waitingFor?: string }]>('applierProgress');
+
+export const closeIncident = defineSignal<[IncidentClose]>('close');
+export const incidentStatus = defineQuery<{ id: string; severity: number; title: string; open: boolean }>('status');

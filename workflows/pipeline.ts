@@ -1,0 +1,180 @@
+// postDeployMigrationPipeline: per environment, checks → pending migrations → QA → approval before the next.
+import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import type { DbChangeActivities, PendingMigration, PipelinePlan } from '../activities';
+import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
+import type { ResolveAction } from '../core/decisions';
+import { DecisionDesk } from './decision-desk';
+import { applierProgress, status } from './messages';
+import { StatusBoard } from './status-board';
+
+const NON_RETRYABLE_ERRORS = ['ConfigError', 'MigrationFileError'];
+const { applyMigration, markMigrationComplete } = proxyActivities<DbChangeActivities>({
+  startToCloseTimeout: '24h',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+});
+const { planPipeline, listPendingMigrations, checkProductionGates } = proxyActivities<DbChangeActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+});
+const { runQaGate } = proxyActivities<DbChangeActivities>({
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '30s',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+});
+const { notify } = proxyActivities<DbChangeActivities>({ startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });
+
+const MIGRATION_ACTIONS: readonly ResolveAction[] = ['retry', 'mark-complete', 'abort'];
+const CHECK_ACTIONS: readonly ResolveAction[] = ['retry', 'abort'];
+
+export async function postDeployMigrationPipeline(input: PipelineInput): Promise<PipelineStatus> {
+  checkInput(input);
+  const board = new StatusBoard(input);
+  setHandler(status, () => board.snapshot());
+  setHandler(applierProgress, ({ version, waitingFor }) => board.applierWaiting(version, waitingFor));
+
+  const plan = await planPipeline(input.environments);
+  const desk = new DecisionDesk(plan.approvers, input.requestedBy);
+  desk.install();
+  board.begin(plan.environments.map((environment) => environment.name), desk.decisions);
+  await tell('started', `${board.title()} started by ${input.requestedBy}`);
+
+  const firstLook = await Promise.all(plan.environments.map((environment) => listPendingMigrations(environment.name)));
+  if (firstLook.every((pending) => pending.length === 0)) {
+    board.finish('nothing-pending', 'nothing pending on any environment: nothing to do');
+    await tell('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
+    return board.snapshot();
+  }
+
+  for (const [index, environment] of plan.environments.entries()) {
+    if (environment.approval) await passApprovalGate(board, desk, environment.name, environment.approval);
+    await waitForProductionChecks(board, plan, environment.name);
+    const pending = await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
+    await applyAll(board, desk, environment.name, pending ?? []);
+    if (environment.qa) await passQaGate(board, desk, environment.name);
+    board.environmentDone(environment.name);
+    const next = plan.environments[index + 1];
+    await tell('environment-done', `${board.title()}: ${environment.name} done (${board.countApplied(environment.name)} applied)${next ? `; next: ${next.name}` : ''}`, environment.name);
+  }
+
+  board.finish('complete', `complete on ${board.environmentList()}`);
+  await tell('finished', `${board.title()} complete: ${board.environmentList()}`);
+  return board.snapshot();
+
+  async function tell(event: 'started' | 'environment-done' | 'blocked' | 'finished', text: string, environment?: string) {
+    // A lost notification must not stop a database change.
+    await notify({ event, text, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
+  }
+}
+
+async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
+  board.show('waiting-approval', environment, `waiting for approval by ${approval.roles.join(' or ')} before ${environment}`);
+  const outcome = await desk.waitForApproval(environment, approval.roles, approval.timeoutMs);
+  if (!outcome.approved) {
+    const rejected = outcome.by !== undefined;
+    board.finish(rejected ? 'rejected' : 'failed', `${environment} not approved: ${outcome.reason}`);
+    await notifyEnd(`${board.title()} stopped before ${environment}: ${outcome.reason}`);
+    throw ApplicationFailure.create({ type: rejected ? 'PipelineRejected' : 'ApprovalTimedOut', nonRetryable: true, message: outcome.reason, details: [board.snapshot()] });
+  }
+}
+
+async function waitForProductionChecks(board: StatusBoard, plan: PipelinePlan, environment: string) {
+  for (;;) {
+    const checks = await checkProductionGates(environment);
+    if (checks.ok) return;
+    board.show('waiting-checks', environment, `production checks hold ${environment}: ${checks.reasons.join('; ')} (re-checking every ${Math.round(plan.recheckIntervalMs / 1000)}s)`);
+    await sleep(plan.recheckIntervalMs);
+  }
+}
+
+async function applyAll(board: StatusBoard, desk: DecisionDesk, environment: string, pending: PendingMigration[]) {
+  for (const [index, migration] of pending.entries()) {
+    board.applying(environment, migration, index, pending.length);
+    const ref = { environment, version: migration.version, checksum: migration.checksum };
+    const outcome = await resolvable(
+      board,
+      desk,
+      environment,
+      MIGRATION_ACTIONS,
+      () => applyMigration.executeWithOptions({ summary: `apply ${migration.fileName} on ${environment}` }, [ref]),
+      (user) => markMigrationComplete.executeWithOptions({ summary: `mark ${migration.fileName} complete on ${environment}` }, [{ ...ref, decidedBy: user }]),
+    );
+    board.recordMigration(environment, outcome ?? skipped(migration));
+  }
+}
+
+async function passQaGate(board: StatusBoard, desk: DecisionDesk, environment: string) {
+  for (;;) {
+    board.show('qa', environment, `running QA against ${environment}`);
+    const result = await runQaGate(environment);
+    board.recordQa(environment, result);
+    if (result.passed) return;
+    const reason = result.timedOut ? 'timed out' : `exited ${result.exitCode}`;
+    const action = await block(board, desk, environment, `QA on ${environment} ${reason}: ${lastLine(result.outputTail)}`, ['retry', 'mark-complete', 'abort']);
+    if (action.action === 'mark-complete') return;
+  }
+}
+
+/**
+ * Runs a step; a non-retryable failure blocks the pipeline until a person resolves it:
+ * retry runs the step again, mark-complete runs `markComplete` instead, abort ends the pipeline.
+ */
+async function resolvable<T>(
+  board: StatusBoard,
+  desk: DecisionDesk,
+  environment: string,
+  actions: readonly ResolveAction[],
+  step: () => Promise<T>,
+  markComplete?: (user: string) => Promise<T>,
+): Promise<T | undefined> {
+  for (;;) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!(error instanceof ActivityFailure)) throw error;
+      const resolution = await block(board, desk, environment, failureMessage(error), actions);
+      if (resolution.action === 'mark-complete') return markComplete ? await markComplete(resolution.user) : undefined;
+    }
+  }
+}
+
+async function block(board: StatusBoard, desk: DecisionDesk, environment: string, message: string, actions: readonly ResolveAction[]) {
+  board.block(environment, message);
+  await notify({ event: 'blocked', text: `${board.title()} is blocked on ${environment}: ${message}`, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
+  const resolution = await desk.waitForResolution(environment, actions);
+  if (resolution.action === 'abort') {
+    board.finish('aborted', `aborted by ${resolution.user} on ${environment}: ${message}`);
+    await notifyEnd(`${board.title()} aborted by ${resolution.user} on ${environment}`);
+    throw ApplicationFailure.create({ type: 'PipelineAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}`, details: [board.snapshot()] });
+  }
+  return resolution;
+}
+
+async function notifyEnd(text: string) {
+  await notify({ event: 'finished', text, workflowId: workflowInfo().workflowId }).catch(() => undefined);
+}
+
+function failureMessage(error: ActivityFailure): string {
+  return error.cause?.message ?? error.message;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').slice(-1)[0]?.slice(0, 300) ?? '';
+}
+
+function skipped(migration: PendingMigration): MigrationOutcome {
+  return { version: migration.version, name: migration.name, outcome: 'marked-complete', durationMs: 0, attempts: 0 };
+}
+
+function checkInput(input: PipelineInput): void {
+  const problems: string[] = [];
+  if (!input || typeof input !== 'object') problems.push('input must be a JSON object {"requestedBy": "...", "environments": [...]}');
+  else {
+    if (typeof input.requestedBy !== 'string' || input.requestedBy === '') problems.push('"requestedBy" is required');
+    if (input.environments !== undefined && !(Array.isArray(input.environments) && input.environments.every((name) => typeof name === 'string'))) {
+      problems.push('"environments" must be a list of environment names');
+    }
+    if (input.packageVersion !== undefined && typeof input.packageVersion !== 'string') problems.push('"packageVersion" must be a string');
+  }
+  if (problems.length > 0) throw ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message: problems.join('; ') });
+}

@@ -1,0 +1,137 @@
+// The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
+import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import type { DecisionRecord } from '../core/decisions';
+import {
+  STATUS_VERSION,
+  type EnvironmentResult,
+  type MigrationOutcome,
+  type PipelineInput,
+  type PipelineStage,
+  type PipelineStatus,
+  type QaResult,
+} from '../core/pipeline';
+import { ENVIRONMENT, KIND, PACKAGE, STATUS } from '../core/search-attributes';
+
+const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa'];
+
+export class StatusBoard {
+  private readonly state: PipelineStatus;
+  private publishedStatus = '';
+  private publishedEnvironment = '';
+
+  constructor(input: PipelineInput) {
+    this.state = {
+      version: STATUS_VERSION,
+      kind: 'pdm',
+      stage: 'starting',
+      environments: input.environments ?? [],
+      requestedBy: input.requestedBy,
+      packageVersion: input.packageVersion,
+      decisions: [],
+      results: [],
+    };
+    upsertSearchAttributes([
+      { key: KIND, value: 'pdm' },
+      ...(input.packageVersion ? [{ key: PACKAGE, value: input.packageVersion }] : []),
+    ]);
+    this.publish('starting the pipeline');
+  }
+
+  begin(environments: string[], decisions: DecisionRecord[]): void {
+    this.state.environments = environments;
+    this.state.decisions = decisions;
+    this.state.results = environments.map((environment) => ({ environment, migrations: [], done: false }));
+  }
+
+  title(): string {
+    return `post-deploy migrations${this.state.packageVersion ? ` for ${this.state.packageVersion}` : ''}`;
+  }
+
+  environmentList(): string {
+    return this.state.environments.join(', ');
+  }
+
+  show(stage: PipelineStage, environment: string | undefined, waitingFor: string | undefined): void {
+    this.state.stage = stage;
+    this.state.environment = environment;
+    this.state.waitingFor = waitingFor;
+    if (stage !== 'applying') this.state.migration = undefined;
+    this.publish(waitingFor ?? stage);
+  }
+
+  applying(environment: string, migration: { version: string; name: string; fileName: string }, index: number, total: number): void {
+    this.state.stage = 'applying';
+    this.state.environment = environment;
+    this.state.waitingFor = undefined;
+    this.state.migration = { index: index + 1, total, version: migration.version, name: migration.name };
+    this.publish(`applying ${migration.fileName} (${index + 1} of ${total}) on ${environment}`);
+  }
+
+  applierWaiting(version: string, waitingFor: string | undefined): void {
+    if (this.state.stage !== 'applying' || this.state.migration?.version !== version) return;
+    this.state.waitingFor = waitingFor;
+    this.publish(waitingFor ? `${version} ${waitingFor}` : `applying ${version}`);
+  }
+
+  recordMigration(environment: string, outcome: MigrationOutcome): void {
+    this.result(environment).migrations.push(outcome);
+  }
+
+  recordQa(environment: string, qa: QaResult): void {
+    this.result(environment).qa = qa;
+  }
+
+  environmentDone(environment: string): void {
+    this.result(environment).done = true;
+  }
+
+  countApplied(environment: string): number {
+    return this.result(environment).migrations.filter((migration) => migration.outcome === 'applied').length;
+  }
+
+  block(environment: string, message: string): void {
+    const on = this.state.migration ? ` on ${this.state.migration.version}` : '';
+    this.state.lastError = message;
+    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve <workflow-id> --as USER --action retry|mark-complete|abort\``);
+  }
+
+  finish(stage: PipelineStage, summary: string): void {
+    this.state.summary = summary;
+    this.show(stage, undefined, undefined);
+    this.publish(summary);
+  }
+
+  snapshot(): PipelineStatus {
+    return { ...this.state, decisions: [...this.state.decisions] };
+  }
+
+  private result(environment: string): EnvironmentResult {
+    let result = this.state.results.find((item) => item.environment === environment);
+    if (!result) {
+      result = { environment, migrations: [], done: false };
+      this.state.results.push(result);
+    }
+    return result;
+  }
+
+  private publish(headline: string): void {
+    const { stage, environment, migration, requestedBy, packageVersion } = this.state;
+    const lines = [
+      `**${headline}**`,
+      [environment && `environment: ${environment}`, migration && `migration ${migration.index} of ${migration.total}: ${migration.version}`]
+        .filter(Boolean)
+        .join(' · '),
+      `stage: ${stage} · requested by ${requestedBy}${packageVersion ? ` · package ${packageVersion}` : ''}`,
+    ];
+    setCurrentDetails(lines.filter(Boolean).join('\n\n'));
+    const status = RUNNING_STAGES.includes(stage) ? 'running' : stage;
+    if (status !== this.publishedStatus) {
+      upsertSearchAttributes([{ key: STATUS, value: status }]);
+      this.publishedStatus = status;
+    }
+    if (environment && environment !== this.publishedEnvironment) {
+      upsertSearchAttributes([{ key: ENVIRONMENT, value: environment }]);
+      this.publishedEnvironment = environment;
+    }
+  }
+}
