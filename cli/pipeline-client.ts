@@ -1,5 +1,5 @@
 // Client-side operations on dbchange workflows, shared by the CLI, the demo and the tests.
-import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { selectEnvironments, type DbChangeConfig } from '../core/config';
 import type { Approval, Rejection, Resolution } from '../core/decisions';
@@ -16,7 +16,7 @@ export interface StartPipelineOptions {
 }
 
 /** Starts the pipeline for a set of environments; refuses, naming the running one, if it is already running. */
-export async function startPipeline(client: Client, config: DbChangeConfig, options: StartPipelineOptions): Promise<WorkflowHandle> {
+export async function startPipeline(client: Client, config: DbChangeConfig, options: StartPipelineOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const environments = selectEnvironments(config, options.environments).map((environment) => environment.name);
   const workflowId = pipelineWorkflowId(environments);
   const input: PipelineInput = { environments, packageVersion: options.packageVersion, requestedBy: options.requestedBy };

@@ -1,5 +1,5 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
-import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DecisionRecord } from '../core/decisions';
 import {
   STATUS_VERSION,
@@ -92,7 +92,7 @@ export class StatusBoard {
   block(environment: string, message: string): void {
     const on = this.state.migration ? ` on ${this.state.migration.version}` : '';
     this.state.lastError = message;
-    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve <workflow-id> --as USER --action retry|mark-complete|abort\``);
+    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action retry|mark-complete|abort\``);
   }
 
   finish(stage: PipelineStage, summary: string): void {

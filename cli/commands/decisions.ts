@@ -1,0 +1,72 @@
+// approve, reject, resolve: a person's decision, answered at once (accepted, or refused and why).
+import type { Command } from 'commander';
+import { RESOLVE_ACTIONS, type ResolveAction } from '../../core/decisions';
+import type { CommandContext } from '../context';
+import { CliError, EXIT, printJson } from '../output';
+import { sendDecision } from '../pipeline-client';
+import type { DecisionAnswer } from '../../workflows/messages';
+
+export function registerDecisionCommands(program: Command, context: CommandContext): void {
+  program
+    .command('approve <workflow-id>')
+    .description('approve the gate a pipeline or change request is waiting at')
+    .requiredOption('--as <user>', 'who approves (must be listed under approvers in dbchange.yaml)')
+    .requiredOption('--role <role>', 'the role you approve in, e.g. release-manager')
+    .option('--comment <text>', 'recorded with the approval')
+    .option('--json', 'print the answer as JSON')
+    .addHelpText('after', '\nExample:\n  dbchange approve pdm-staging+production --as alice --role release-manager --comment "QA green"\n\nExit codes: 0 accepted, 3 refused (the reason is printed and recorded in the workflow).')
+    .action(async (workflowId: string, options: { as: string; role: string; comment?: string; json?: boolean }) => {
+      const answer = await sendDecision(await context.client(), workflowId, 'approve', { user: options.as, role: options.role, comment: options.comment });
+      report(workflowId, 'approve', answer, options.json);
+    });
+
+  program
+    .command('reject <workflow-id>')
+    .description('reject the gate a pipeline or change request is waiting at; it ends without going further')
+    .requiredOption('--as <user>', 'who rejects')
+    .requiredOption('--reason <text>', 'why, recorded in the workflow and in notifications')
+    .option('--json', 'print the answer as JSON')
+    .addHelpText('after', '\nExample:\n  dbchange reject pdm-staging+production --as alice --reason "QA flaky, re-run tomorrow"')
+    .action(async (workflowId: string, options: { as: string; reason: string; json?: boolean }) => {
+      const answer = await sendDecision(await context.client(), workflowId, 'reject', { user: options.as, reason: options.reason });
+      report(workflowId, 'reject', answer, options.json);
+    });
+
+  program
+    .command('resolve <workflow-id>')
+    .description('decide how a blocked pipeline goes on after a failure')
+    .requiredOption('--as <user>', 'who decides (must be listed under approvers)')
+    .requiredOption('--action <action>', `one of ${RESOLVE_ACTIONS.join(', ')}`)
+    .option('--comment <text>', 'recorded with the decision')
+    .option('--json', 'print the answer as JSON')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Actions:',
+        '  retry          run the failed step again (e.g. after the data was fixed)',
+        '  mark-complete  record the failed migration as applied without running it',
+        '  abort          end the pipeline as failed; nothing more is applied',
+        '',
+        'Example:',
+        '  dbchange resolve pdm-staging+production --as alice --action retry --comment "orphans deleted in CR-42"',
+      ].join('\n'),
+    )
+    .action(async (workflowId: string, options: { as: string; action: string; comment?: string; json?: boolean }) => {
+      if (!(RESOLVE_ACTIONS as readonly string[]).includes(options.action)) {
+        throw new CliError(`--action must be one of ${RESOLVE_ACTIONS.join(', ')}; got "${options.action}"`, EXIT.refused);
+      }
+      const answer = await sendDecision(await context.client(), workflowId, 'resolve', {
+        user: options.as,
+        action: options.action as ResolveAction,
+        comment: options.comment,
+      });
+      report(workflowId, 'resolve', answer, options.json);
+    });
+}
+
+function report(workflowId: string, kind: string, answer: DecisionAnswer, json?: boolean): void {
+  if (json) printJson('decision', { workflowId, decision: kind, ...answer });
+  else process.stdout.write(`${answer.accepted ? 'accepted' : 'refused'}: ${answer.reason}\n`);
+  if (!answer.accepted) process.exitCode = EXIT.refused;
+}

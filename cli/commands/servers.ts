@@ -1,0 +1,44 @@
+// dev and worker: run a local Temporal dev server with a worker, or a worker against the configured Temporal.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { startDevServer } from '../../worker/dev-server';
+import { runWorker } from '../../worker/run-worker';
+import type { CommandContext } from '../context';
+import { progress } from '../output';
+
+export function registerServerCommands(program: Command, context: CommandContext): void {
+  program
+    .command('worker')
+    .description('run a worker against the configured Temporal (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, temporal.toml profiles)')
+    .option('--metrics-address <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
+    .addHelpText(
+      'after',
+      '\nExample:\n  TEMPORAL_ADDRESS=temporal.internal:7233 dbchange worker --metrics-address 0.0.0.0:9464\n\nThe worker resolves database URLs from its own environment; they never enter workflow history.\nSIGINT/SIGTERM stop it gracefully: in-flight migrations finish or are retried by another worker.',
+    )
+    .action(async (options: { metricsAddress?: string }) => {
+      await runWorker(context.config(), { metricsAddress: options.metricsAddress });
+    });
+
+  program
+    .command('dev')
+    .description('start a local Temporal dev server (Web UI on :8233) with dbchange search attributes, and a worker')
+    .option('--port <port>', 'Temporal frontend port', '7233')
+    .option('--ui-port <port>', 'Web UI port', '8233')
+    .option('--db-filename <path>', 'keep workflows across restarts in this file', '.dbchange/temporal-dev.db')
+    .option('--metrics-address <host:port>', 'serve the worker\'s Prometheus metrics')
+    .addHelpText('after', '\nExample:\n  dbchange dev            # then, in another terminal: dbchange pdm execute --follow')
+    .action(async (options: { port: string; uiPort: string; dbFilename: string; metricsAddress?: string }) => {
+      const config = context.config();
+      const dbFilename = resolve(options.dbFilename);
+      mkdirSync(dirname(dbFilename), { recursive: true });
+      const server = await startDevServer({ port: Number(options.port), uiPort: Number(options.uiPort), dbFilename, quiet: true });
+      process.env.TEMPORAL_ADDRESS = server.address;
+      progress(`Temporal dev server on ${server.address}; Web UI at ${server.uiUrl}`);
+      try {
+        await runWorker(config, { metricsAddress: options.metricsAddress }, progress);
+      } finally {
+        await server.stop();
+      }
+    });
+}

@@ -1,0 +1,28 @@
+// Follows a pipeline until it ends: a live progress line on stderr, the final snapshot returned.
+import type { Client } from '@temporalio/client';
+import type { PipelineStatus } from '../core/pipeline';
+import { createLiveLine } from './output';
+import { isFinal, pipelineStatus } from './pipeline-client';
+
+const POLL_MS = 1_000;
+
+export function describeProgress(snapshot: PipelineStatus): string {
+  const where = [snapshot.environment, snapshot.migration && `migration ${snapshot.migration.index} of ${snapshot.migration.total} (${snapshot.migration.version})`]
+    .filter(Boolean)
+    .join(', ');
+  return `[${snapshot.stage}]${where ? ` ${where}` : ''}${snapshot.waitingFor ? `: ${snapshot.waitingFor}` : ''}`;
+}
+
+export async function followPipeline(client: Client, workflowId: string): Promise<PipelineStatus> {
+  const line = createLiveLine();
+  try {
+    for (;;) {
+      const snapshot = await pipelineStatus(client, workflowId);
+      line.update(isFinal(snapshot) ? `[${snapshot.stage}] ${snapshot.summary ?? ''}` : describeProgress(snapshot));
+      if (isFinal(snapshot)) return snapshot;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } finally {
+    line.done();
+  }
+}

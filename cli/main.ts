@@ -1,0 +1,58 @@
+// The `dbchange` command: one small entry, one module per command group.
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../core/config';
+import { MigrationFileError } from '../core/migration-files';
+import { registerDecisionCommands } from './commands/decisions';
+import { registerIncidentCommands } from './commands/incident';
+import { registerMigrationCommands } from './commands/migrations';
+import { registerPdmCommands } from './commands/pdm';
+import { registerServerCommands } from './commands/servers';
+import { createContext } from './context';
+import { CliError, EXIT } from './output';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('dbchange')
+    .description('durable database change management for PostgreSQL, on Temporal')
+    .option('--config <path>', 'project config (default: $DBCHANGE_CONFIG or ./dbchange.yaml)')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+  const context = createContext(() => program.opts<{ config?: string }>().config);
+  registerServerCommands(program, context);
+  registerMigrationCommands(program, context);
+  registerPdmCommands(program, context);
+  registerDecisionCommands(program, context);
+  registerIncidentCommands(program, context);
+  program.addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 waiting for a person, 3 refused.\nEvery command has --help with an example.');
+
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.refused;
+    process.stderr.write(`dbchange: ${oneLine(error)}\n`);
+    return error instanceof CliError ? error.exitCode : error instanceof ConfigError || error instanceof MigrationFileError ? EXIT.refused : EXIT.failure;
+  } finally {
+    await context.close().catch(() => undefined);
+  }
+}
+
+function oneLine(error: unknown): string {
+  if (error instanceof ConfigError) return error.message;
+  if (error instanceof Error) {
+    if ((error as { code?: string }).code === 'ECONNREFUSED' || /connect ECONNREFUSED|failed to connect/i.test(error.message)) {
+      return `cannot reach ${error.message.includes('5432') ? 'PostgreSQL' : 'Temporal'}: ${error.message}; check TEMPORAL_ADDRESS / the database URL, or start \`dbchange dev\``;
+    }
+    return error.message;
+  }
+  return String(error);
+}
+
+if (require.main === module) {
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`dbchange: ${String(error)}\n`);
+      process.exit(EXIT.failure);
+    },
+  );
+}

@@ -1,0 +1,9 @@
+-- A NOT VALID key is still enforced on every new write, so it comes only after the backfill (seed 000);
+-- it skips the scan of existing rows, which the next migration validates without blocking writes.
+-- migrate:up
+ALTER TABLE ci_runner_machines
+  ADD CONSTRAINT fk_rails_3f92913d27 FOREIGN KEY (runner_id)
+  REFERENCES ci_runners_e59bb2812d (id) ON DELETE CASCADE NOT VALID;
+
+-- migrate:down
+ALTER TABLE ci_runner_machines DROP CONSTRAINT IF EXISTS fk_rails_3f92913d27;

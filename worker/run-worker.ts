@@ -1,0 +1,35 @@
+// Runs a dbchange worker until SIGINT/SIGTERM, then drains in-flight tasks and closes database pools.
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { DbChangeConfig } from '../core/config';
+import { requireDatabaseUrl } from '../core/config';
+import { connectWorkerConnection, taskQueue } from './temporal';
+import { createDbChangeWorker } from './worker';
+
+export interface RunWorkerOptions {
+  /** host:port for Prometheus metrics at /metrics; off when absent. */
+  metricsAddress?: string;
+}
+
+/** Installs the process-wide Runtime: logging, and Prometheus metrics when asked. Once per process. */
+export function installRuntime(options: RunWorkerOptions): void {
+  Runtime.install({
+    logger: new DefaultLogger((process.env.DBCHANGE_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO'),
+    telemetryOptions: options.metricsAddress ? { metrics: { prometheus: { bindAddress: options.metricsAddress } } } : undefined,
+  });
+}
+
+export async function runWorker(config: DbChangeConfig, options: RunWorkerOptions = {}, log: (line: string) => void = console.error): Promise<void> {
+  // Fail at start, not at the first migration, when a database URL cannot be resolved here.
+  for (const environment of config.environments) requireDatabaseUrl(environment);
+  installRuntime(options);
+  const { connection, namespace } = await connectWorkerConnection();
+  const queue = taskQueue();
+  const { worker, close } = await createDbChangeWorker({ config, connection, namespace, taskQueue: queue });
+  log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
+  try {
+    await worker.run();
+  } finally {
+    await close();
+    await connection.close();
+  }
+}
