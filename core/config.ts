@@ -31,7 +31,7 @@ const configSchema = z.strictObject({
   notifications: z.strictObject({ webhookUrl: z.string().optional() }).default({}),
   lockRetry: z
     .strictObject({
-      lockTimeout: duration.default('200ms'),
+      lockTimeout: duration.refine((text) => parseDuration(text)! > 0, 'must be above 0 (0 would mean wait forever)').default('200ms'),
       statementTimeout: duration.default('15m'),
       maxWait: duration.default('30m'),
     })
@@ -89,12 +89,16 @@ export class ConfigError extends Error {
 export function parseConfig(text: string, file: string, env: Record<string, string | undefined>, baseDir: string): DbChangeConfig {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
-  const problems: string[] = document.errors.map((error) => {
-    const position = error.linePos?.[0];
-    return `${position ? `line ${position.line}: ` : ''}${error.message.split('\n')[0]}`;
-  });
+  const problems: string[] = document.errors.map(
+    (error) => `line ${lineCounter.linePos(error.pos[0]).line}: ${error.message.split('\n')[0]}`,
+  );
   if (problems.length > 0) throw new ConfigError(file, problems);
 
+  const lineOfKey = (parent: PropertyKey[], key: string): string => {
+    const map = document.getIn(parent as (string | number)[], true) as { items?: { key?: { value?: unknown; range?: [number, number] } }[] } | undefined;
+    const range = map?.items?.find((pair) => pair.key?.value === key)?.key?.range;
+    return range ? `line ${lineCounter.linePos(range[0]).line}` : lineOf([...parent, key]);
+  };
   const lineOf = (path: PropertyKey[]): string => {
     for (let depth = path.length; depth >= 0; depth--) {
       const node = document.getIn(path.slice(0, depth) as (string | number)[], true) as { range?: [number, number] } | undefined;
@@ -106,8 +110,12 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   const missingBySecret = new Map<string, string[]>();
   const expanded = expandVariables(document.toJS(), env, [], (path, name) => {
     const key = path.join('.');
-    if (isSecretPath(path)) missingBySecret.set(key, [...(missingBySecret.get(key) ?? []), name]);
-    else problems.push(`${lineOf(path)}: ${key}: environment variable ${name} is not set`);
+    if (isSecretPath(path)) {
+      missingBySecret.set(key, [...(missingBySecret.get(key) ?? []), name]);
+      return 'keep';
+    }
+    problems.push(`${lineOf(path)}: ${key}: environment variable ${name} is not set`);
+    return 'drop';
   });
 
   const parsed = configSchema.safeParse(expanded ?? {});
@@ -116,14 +124,14 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
       const key = issue.path.join('.') || '(top level)';
       if (issue.code === 'unrecognized_keys') {
         for (const unknown of issue.keys) {
-          problems.push(`${lineOf([...issue.path, unknown])}: ${[...issue.path, unknown].join('.')}: unknown key (check its spelling)`);
+          problems.push(`${lineOfKey(issue.path, unknown)}: ${[...issue.path, unknown].join('.')}: unknown key (check its spelling)`);
         }
       } else {
         problems.push(`${lineOf(issue.path)}: ${key}: ${issue.message}`);
       }
     }
   }
-  if (parsed.success) problems.push(...crossFieldProblems(parsed.data, lineOf));
+  problems.push(...crossFieldProblems(expanded, lineOf));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(file, problems);
   return toConfig(parsed.data, file, baseDir, missingBySecret);
 }
@@ -137,16 +145,14 @@ function expandVariables(
   value: unknown,
   env: Record<string, string | undefined>,
   path: (string | number)[],
-  onMissing: (path: (string | number)[], name: string) => void,
+  onMissing: (path: (string | number)[], name: string) => 'keep' | 'drop',
 ): unknown {
   if (typeof value === 'string') {
-    return value.replace(VARIABLE_PATTERN, (_whole, name: string) => {
+    // A secret whose variable is missing keeps its `${VAR}` text: only the worker needs it, and it says which to set.
+    return value.replace(VARIABLE_PATTERN, (whole, name: string) => {
       const resolved = env[name];
-      if (resolved === undefined || resolved === '') {
-        onMissing(path, name);
-        return '';
-      }
-      return resolved;
+      if (resolved !== undefined && resolved !== '') return resolved;
+      return onMissing(path, name) === 'keep' ? whole : '';
     });
   }
   if (Array.isArray(value)) return value.map((item, index) => expandVariables(item, env, [...path, index], onMissing));
@@ -158,17 +164,22 @@ function expandVariables(
   return value;
 }
 
-function crossFieldProblems(config: RawConfig, lineOf: (path: PropertyKey[]) => string): string[] {
+/** Checks across keys; runs on the raw document too, so they are reported with the schema's problems. */
+function crossFieldProblems(raw: unknown, lineOf: (path: PropertyKey[]) => string): string[] {
+  const config = (raw ?? {}) as { environments?: unknown; changeLocks?: unknown };
+  const environments = Array.isArray(config.environments) ? (config.environments as { name?: unknown }[]) : [];
+  const changeLocks = Array.isArray(config.changeLocks) ? (config.changeLocks as { start?: unknown; end?: unknown }[]) : [];
   const problems: string[] = [];
-  const seen = new Set<string>();
-  config.environments.forEach((environment, index) => {
+  const seen = new Set<unknown>();
+  environments.forEach((environment, index) => {
+    if (typeof environment?.name !== 'string') return;
     if (seen.has(environment.name)) {
       problems.push(`${lineOf(['environments', index, 'name'])}: environments.${index}.name: duplicate environment "${environment.name}"`);
     }
     seen.add(environment.name);
   });
-  config.changeLocks.forEach((window, index) => {
-    if (Date.parse(window.end) <= Date.parse(window.start)) {
+  changeLocks.forEach((window, index) => {
+    if (Date.parse(String(window?.end)) <= Date.parse(String(window?.start))) {
       problems.push(`${lineOf(['changeLocks', index, 'end'])}: changeLocks.${index}.end: must be after start`);
     }
   });

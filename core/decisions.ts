@@ -83,9 +83,14 @@ export interface ApprovalPolicy {
   requestedBy: string;
 }
 
+/** True when `user` is listed under approvers (own keys only: "constructor" is nobody). */
+export function isApprover(approvers: Record<string, string[]>, user: string): boolean {
+  return Object.hasOwn(approvers, user) && Array.isArray(approvers[user]);
+}
+
 /** Why this person may not decide here, or undefined when they may. */
 export function refusalReason(policy: ApprovalPolicy, user: string, role?: string): string | undefined {
-  const held = policy.approvers[user];
+  const held = Object.hasOwn(policy.approvers, user) ? policy.approvers[user] : undefined;
   if (!held) return `${user} is not a configured approver (add them under approvers in dbchange.yaml)`;
   if (user === policy.requestedBy) return `${user} requested this change and cannot approve it`;
   if (role !== undefined) {

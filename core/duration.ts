@@ -12,7 +12,7 @@ export function parseDuration(text: string): number | undefined {
 /** Formats milliseconds the short way a person reads them: 850ms, 12.3s, 4m 05s, 2h 10m. */
 export function formatDuration(ms: number): string {
   if (ms < 1_000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)}s`;
+  if (Math.round(ms / 100) < 600) return `${(ms / 1_000).toFixed(1)}s`;
   const totalSeconds = Math.round(ms / 1_000);
   if (totalSeconds < 3_600) return `${Math.floor(totalSeconds / 60)}m ${String(totalSeconds % 60).padStart(2, '0')}s`;
   const totalMinutes = Math.round(totalSeconds / 60);

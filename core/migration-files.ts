@@ -36,10 +36,12 @@ export function parseMigrationFileName(fileName: string): { version: string; nam
     );
   }
   const version = match[1];
-  const month = Number(version.slice(4, 6));
-  const day = Number(version.slice(6, 8));
-  const hour = Number(version.slice(8, 10));
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23) {
+  const [year, month, day, hour, minute, second] = [0, 4, 6, 8, 10, 12].map((start, index) => Number(version.slice(start, index === 0 ? 4 : start + 2)));
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  const roundTrips =
+    date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day &&
+    date.getUTCHours() === hour && date.getUTCMinutes() === minute && date.getUTCSeconds() === second;
+  if (!roundTrips) {
     throw new MigrationFileError(fileName, `version ${version} is not a UTC timestamp (YYYYMMDDhhmmss)`);
   }
   return { version, name: match[2] };

@@ -4,6 +4,7 @@ import {
   checkApprovalPayload,
   checkRejectionPayload,
   checkResolutionPayload,
+  isApprover,
   refusalReason,
   type Checked,
   type DecisionRecord,
@@ -91,7 +92,7 @@ export class DecisionDesk {
     if (!checked.ok) return this.refuse('resolve', payload, checked.error);
     const { user, action, comment } = checked.value;
     if (!allowed) return this.refuse('resolve', payload, 'nothing is blocked now');
-    if (!this.approvers[user]) return this.refuse('resolve', payload, `${user} is not a configured approver (add them under approvers in dbchange.yaml)`);
+    if (!isApprover(this.approvers, user)) return this.refuse('resolve', payload, `${user} is not a configured approver (add them under approvers in dbchange.yaml)`);
     this.resolution = checked.value;
     return this.accept({ kind: 'resolve', user, action, comment, environment: waiting?.environment }, `resolved: ${action}`);
   }

@@ -79,3 +79,18 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/** Replays the full histories of these workflows against the same bundle: any nondeterminism fails. */
+export async function replayWorkflows(stack: Stack, workflowIds: string[]): Promise<number> {
+  const { Worker } = await import('@temporalio/worker');
+  const histories = stack.client.workflow.list({
+    query: workflowIds.map((id) => `WorkflowId = '${id}'`).join(' OR '),
+  }).intoHistories();
+  const results = Worker.runReplayHistories({ workflowBundle: stack.bundle }, histories);
+  let replayed = 0;
+  for await (const result of results) {
+    if (result.error) throw new Error(`replay of ${result.workflowId} failed: ${String(result.error)}`);
+    replayed++;
+  }
+  return replayed;
+}

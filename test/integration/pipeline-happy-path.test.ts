@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
-import { createStack, eventually, type Stack } from '../helpers/stack';
+import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
 
 const MIGRATIONS = {
   '20240101000001_create_plan_limits.sql': migration('CREATE TABLE plan_limits (id bigint PRIMARY KEY, web_hook_calls int);'),
@@ -59,5 +59,9 @@ describe('post-deploy migration pipeline', () => {
     }
     const indexes = await query(project.urls.production, `SELECT indexname FROM pg_indexes WHERE indexname = 'idx_runner_machines_runner'`);
     expect(indexes).toHaveLength(1);
+  });
+
+  it('replays the pipeline history it produced without nondeterminism', async () => {
+    expect(await replayWorkflows(stack, ['pdm-staging+production'])).toBeGreaterThanOrEqual(1);
   });
 });
