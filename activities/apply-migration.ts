@@ -190,11 +190,24 @@ async function recordApplied(client: pg.PoolClient, context: ApplyContext, start
 
 async function recordFailure(context: ApplyContext, error: StatementError, startedAt: Date, lockRetries: number): Promise<void> {
   const { migration } = context;
-  await context.pool.query(
-    `INSERT INTO ${LEDGER_TABLE} (version, name, checksum, outcome, started_at, duration_ms, attempts, lock_retries, workflow_id, error)
-     VALUES ($1, $2, $3, 'failed', $4, $5, $6, $7, $8, $9)`,
-    [migration.version, migration.name, migration.checksum, startedAt, Date.now() - startedAt.getTime(), currentAttempt(), lockRetries, context.workflowId, `${error.cause.code ?? ''} ${error.cause.message}`.trim()],
-  );
+  // Its own transaction: the migration's was rolled back, possibly with the ledger table it created.
+  const client = await context.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [APPLIER_LOCK_KEY]);
+    await ensureBookkeeping(client);
+    await client.query(
+      `INSERT INTO ${LEDGER_TABLE} (version, name, checksum, outcome, started_at, duration_ms, attempts, lock_retries, workflow_id, error)
+       VALUES ($1, $2, $3, 'failed', $4, $5, $6, $7, $8, $9)`,
+      [migration.version, migration.name, migration.checksum, startedAt, Date.now() - startedAt.getTime(), currentAttempt(), lockRetries, context.workflowId, `${error.cause.code ?? ''} ${error.cause.message}`.trim()],
+    );
+    await client.query('COMMIT');
+  } catch (failure) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw failure;
+  } finally {
+    client.release();
+  }
 }
 
 /** Waits until the sessions that blocked us have ended their transactions, then returns at once. */

@@ -11,6 +11,7 @@ import {
   type Resolution,
   type ResolveAction,
 } from '../core/decisions';
+import { formatDuration } from '../core/duration';
 import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, type DecisionAnswer } from './messages';
 
 type Waiting =
@@ -48,7 +49,7 @@ export class DecisionDesk {
     this.approval = undefined;
     const decided = await condition(() => this.approval !== undefined, timeoutMs);
     this.waiting = undefined;
-    return decided ? this.approval! : { approved: false, reason: `no approval within ${Math.round(timeoutMs / 60_000)} minutes` };
+    return decided ? this.approval! : { approved: false, reason: `no approval within ${formatDuration(timeoutMs)}` };
   }
 
   /** Waits, without a time limit, for a person to say how to go on after a failure. */

@@ -147,6 +147,7 @@ async function block(board: StatusBoard, desk: DecisionDesk, environment: string
     await notifyEnd(`${board.title()} aborted by ${resolution.user} on ${environment}`);
     throw ApplicationFailure.create({ type: 'PipelineAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}`, details: [board.snapshot()] });
   }
+  board.resume(environment, `${resolution.action} by ${resolution.user} on ${environment}`);
   return resolution;
 }
 

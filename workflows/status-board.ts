@@ -55,7 +55,8 @@ export class StatusBoard {
     this.state.stage = stage;
     this.state.environment = environment;
     this.state.waitingFor = waitingFor;
-    if (stage !== 'applying') this.state.migration = undefined;
+    // A block keeps pointing at the migration it stopped on.
+    if (stage !== 'applying' && stage !== 'blocked') this.state.migration = undefined;
     this.publish(waitingFor ?? stage);
   }
 
@@ -93,6 +94,12 @@ export class StatusBoard {
     const on = this.state.migration ? ` on ${this.state.migration.version}` : '';
     this.state.lastError = message;
     this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action retry|mark-complete|abort\``);
+  }
+
+  /** After a person's decision, the blocked step runs again. */
+  resume(environment: string, decision: string): void {
+    this.show(this.state.migration ? 'applying' : 'starting', environment, undefined);
+    this.publish(decision);
   }
 
   finish(stage: PipelineStage, summary: string): void {

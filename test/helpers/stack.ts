@@ -25,7 +25,7 @@ export interface RunningWorker {
 
 export async function createStack(): Promise<Stack> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
   const address = inject('temporalAddress');

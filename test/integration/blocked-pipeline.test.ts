@@ -1,0 +1,126 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import type { PipelineStatus } from '../../core/pipeline';
+import { query } from '../helpers/postgres';
+import { createProject, migration, type ProjectSpec, type TestProject } from '../helpers/project';
+import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+
+// Seed 000: a foreign key added before the referenced table was backfilled.
+const APP_SCHEMA = `
+  CREATE TABLE ci_runners (id bigint PRIMARY KEY);
+  CREATE TABLE ci_runner_machines (id bigint PRIMARY KEY, runner_id bigint NOT NULL);
+  INSERT INTO ci_runners VALUES (1), (2);
+  INSERT INTO ci_runner_machines VALUES (10, 1), (11, 2);`;
+const ORPHANS = 'INSERT INTO ci_runner_machines VALUES (12, 3), (13, 4);';
+const ADD_FK = '20240301000001_add_fk_runner_machines_runners.sql';
+const AFTER_FK = '20240301000002_add_machine_index.sql';
+const MIGRATIONS = {
+  [ADD_FK]: migration('-- the referenced runners must exist first\nALTER TABLE ci_runner_machines\n  ADD CONSTRAINT fk_runner_machines_runner FOREIGN KEY (runner_id) REFERENCES ci_runners (id);'),
+  [AFTER_FK]: migration('CREATE INDEX idx_machines_runner ON ci_runner_machines (runner_id);'),
+};
+
+describe('a migration that fails for a reason retrying cannot fix', () => {
+  let stack: Stack;
+  const projects: TestProject[] = [];
+  const workflowIds: string[] = [];
+
+  beforeAll(async () => {
+    stack = await createStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await Promise.all(projects.map((project) => project.cleanup()));
+  });
+
+  async function startBlocked(prefix: string, spec: Omit<ProjectSpec, 'migrations'>, migrations: Record<string, string> = MIGRATIONS) {
+    const project = await createProject(prefix, { ...spec, migrations });
+    projects.push(project);
+    const [first] = spec.environments;
+    for (const environment of spec.environments) await query(project.urls[environment.name], APP_SCHEMA);
+    await query(project.urls[first.name], ORPHANS);
+    const taskQueue = stack.newTaskQueue();
+    await stack.startWorker(project.config, taskQueue);
+    const handle = await startPipeline(stack.client, project.config, { requestedBy: 'dave', taskQueue });
+    workflowIds.push(handle.workflowId);
+    const blocked = await eventually(async () => {
+      const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+      return snapshot.stage === 'blocked' && snapshot;
+    }, 'the pipeline to block');
+    return { project, handle, blocked };
+  }
+
+  it('blocks staging with the SQLSTATE and file line, leaves production untouched, and continues after the data is fixed and retried', async () => {
+    const { project, handle, blocked } = await startBlocked('fkretry', {
+      environments: [{ name: 'fk-staging' }, { name: 'fk-production', approvalRoles: ['release-manager'] }],
+    });
+    expect(blocked.environment).toBe('fk-staging');
+    expect(blocked.migration?.version).toBe('20240301000001');
+    expect(blocked.lastError).toContain(`${ADD_FK}:3: ERROR 23503`);
+    expect(blocked.lastError).toContain('fk_runner_machines_runner');
+    expect(blocked.waitingFor).toContain(`dbchange resolve ${handle.workflowId}`);
+    expect(await query(project.urls['fk-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
+    const failures = await query(project.urls['fk-staging'], `SELECT outcome FROM dbchange_migration_log WHERE version = '20240301000001'`);
+    expect(failures).toEqual([{ outcome: 'failed' }]);
+
+    // A retry before the data is fixed fails the same way and blocks again.
+    await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry', comment: 'try once more' });
+    await eventually(async () => {
+      const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+      return snapshot.stage === 'blocked' && snapshot.decisions.length === 1;
+    }, 'the second block');
+
+    await query(project.urls['fk-staging'], 'INSERT INTO ci_runners VALUES (3), (4)');
+    const answer = await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry', comment: 'runners backfilled' });
+    expect(answer).toEqual({ accepted: true, reason: 'resolved: retry' });
+    await eventually(async () => (await pipelineStatus(stack.client, handle.workflowId)).stage === 'waiting-approval', 'the production gate');
+    await sendDecision(stack.client, handle.workflowId, 'approve', { user: 'carol', role: 'release-manager' });
+    const result = await handle.result();
+    expect(result.stage).toBe('complete');
+    expect(result.results.map((environment) => environment.migrations.map((m) => m.outcome))).toEqual([
+      ['applied', 'applied'],
+      ['applied', 'applied'],
+    ]);
+    expect(result.decisions.filter((decision) => decision.kind === 'resolve').map((decision) => [decision.user, decision.action, decision.accepted])).toEqual([
+      ['alice', 'retry', true],
+      ['alice', 'retry', true],
+    ]);
+    for (const url of Object.values(project.urls)) {
+      expect(await query(url, `SELECT conname FROM pg_constraint WHERE conname = 'fk_runner_machines_runner'`)).toHaveLength(1);
+    }
+  });
+
+  it('mark-complete records the failed migration as applied without running it, and the pipeline goes on', async () => {
+    const { project, handle } = await startBlocked('fkmark', { environments: [{ name: 'mark-env' }] });
+    const url = project.urls['mark-env'];
+    await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'bob', action: 'mark-complete', comment: 'done by hand in CR-7' });
+    const result = await handle.result();
+    expect(result.stage).toBe('complete');
+    expect(result.results[0].migrations.map((m) => [m.version, m.outcome])).toEqual([
+      ['20240301000001', 'marked-complete'],
+      ['20240301000002', 'applied'],
+    ]);
+    expect(await query(url, `SELECT conname FROM pg_constraint WHERE conname = 'fk_runner_machines_runner'`)).toHaveLength(0);
+    expect(await query(url, 'SELECT version FROM schema_migrations ORDER BY version')).toEqual([{ version: '20240301000001' }, { version: '20240301000002' }]);
+    expect(await query(url, `SELECT outcome, decided_by FROM dbchange_migration_log WHERE version = '20240301000001' ORDER BY id`)).toEqual([
+      { outcome: 'failed', decided_by: null },
+      { outcome: 'marked-complete', decided_by: 'bob' },
+    ]);
+  });
+
+  it('abort ends the pipeline failed and applies nothing more', async () => {
+    const { project, handle } = await startBlocked('fkabort', { environments: [{ name: 'abort-staging' }, { name: 'abort-production' }] });
+    await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'abort', comment: 'needs a fix in the app' });
+    const failure = await handle.result().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause?.message).toMatch(/^aborted by alice: /);
+    const snapshot: PipelineStatus = await pipelineStatus(stack.client, handle.workflowId);
+    expect(snapshot.stage).toBe('aborted');
+    expect(await query(project.urls['abort-staging'], 'SELECT version FROM schema_migrations')).toEqual([]);
+    expect(await query(project.urls['abort-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('replays every history it produced without nondeterminism', async () => {
+    expect(await replayWorkflows(stack, workflowIds)).toBe(workflowIds.length);
+  });
+});
