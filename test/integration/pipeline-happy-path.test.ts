@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { query } from '../helpers/postgres';
@@ -13,10 +15,22 @@ const MIGRATIONS = {
 describe('post-deploy migration pipeline', () => {
   let stack: Stack;
   let project: TestProject;
+  let webhook: Server;
+  const notifications: { text: string; dbchange: { event: string } }[] = [];
 
   beforeAll(async () => {
     stack = await createStack();
+    webhook = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        notifications.push(JSON.parse(body));
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
     project = await createProject('happy', {
+      webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hooks/T000/B000/secret-token`,
       environments: [
         { name: 'staging', qa: 'test "$DBCHANGE_ENVIRONMENT" = staging && echo "QA green on $DBCHANGE_ENVIRONMENT"' },
         { name: 'production', approvalRoles: ['release-manager'] },
@@ -25,6 +39,7 @@ describe('post-deploy migration pipeline', () => {
     });
   });
   afterAll(async () => {
+    webhook?.close();
     await stack?.close();
     await project?.cleanup();
   });
@@ -57,6 +72,10 @@ describe('post-deploy migration pipeline', () => {
       expect(applied.map((row) => row.version)).toEqual(Object.keys(MIGRATIONS).map((name) => name.slice(0, 14)));
       expect(ledger).toEqual(applied.map((row) => ({ version: row.version, outcome: 'applied' })));
     }
+    expect(notifications.map((notification) => notification.dbchange.event)).toEqual(['started', 'environment-done', 'environment-done', 'finished']);
+    expect(notifications[3].text).toBe('post-deploy migrations for 16.1.0 complete: staging, production');
+    const sent = JSON.stringify(notifications);
+    for (const url of Object.values(project.urls)) expect(sent).not.toContain(url);
     const indexes = await query(project.urls.production, `SELECT indexname FROM pg_indexes WHERE indexname = 'idx_runner_machines_runner'`);
     expect(indexes).toHaveLength(1);
   });
