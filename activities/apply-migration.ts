@@ -6,7 +6,7 @@ import type { MigrationFile } from '../core/migration-dir';
 import type { MigrationOutcome } from '../core/pipeline';
 import { lineAt, splitStatements, type SqlStatement } from '../core/sql-statements';
 import { blockersGone, describeBlocker, watchBlockers, type BlockingSession } from './blockers';
-import { APPLIER_LOCK_KEY, ensureBookkeeping, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE } from './db';
+import { APPLIER_LOCK_KEY, ensureBookkeeping, inApplierTransaction, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 
 export const MIGRATION_FAILED = 'MigrationFailed';
 export const TRANSIENT_DATABASE_ERROR = 'TransientDatabaseError';
@@ -113,24 +113,14 @@ async function applyInTransaction(
   lockRetries: number,
 ): Promise<Omit<MigrationOutcome, 'durationMs'>> {
   const { migration, settings } = context;
-  await client.query('BEGIN');
-  try {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [APPLIER_LOCK_KEY]);
-    await ensureBookkeeping(client);
-    if (await isApplied(client, migration.version)) {
-      await client.query('COMMIT');
-      return outcomeOf(migration, 'already-applied', lockRetries);
-    }
+  return inApplierTransaction(client, async () => {
+    if (await isApplied(client, migration.version)) return outcomeOf(migration, 'already-applied', lockRetries);
     await client.query(`SET LOCAL lock_timeout = ${Math.round(settings.lockTimeoutMs)}`);
     await client.query(`SET LOCAL statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
     for (const statement of statements) await runStatement(client, context, statement);
     await recordApplied(client, context, startedAt, lockRetries);
-    await client.query('COMMIT');
     return outcomeOf(migration, 'applied', lockRetries);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 async function applyWithoutTransaction(
@@ -149,13 +139,8 @@ async function applyWithoutTransaction(
     await client.query(`SET statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
     // Each statement commits on its own (CREATE INDEX CONCURRENTLY needs that), so the file must be idempotent.
     for (const statement of statements) await runStatement(client, context, statement);
-    await client.query('BEGIN');
-    await recordApplied(client, context, startedAt, lockRetries);
-    await client.query('COMMIT');
+    await inApplierTransaction(client, () => recordApplied(client, context, startedAt, lockRetries));
     return outcomeOf(migration, 'applied', lockRetries);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
   } finally {
     await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
     await client.query('SELECT pg_advisory_unlock($1)', [APPLIER_LOCK_KEY]).catch(() => undefined);
@@ -191,23 +176,15 @@ async function recordApplied(client: pg.PoolClient, context: ApplyContext, start
 async function recordFailure(context: ApplyContext, error: StatementError, startedAt: Date, lockRetries: number): Promise<void> {
   const { migration } = context;
   // Its own transaction: the migration's was rolled back, possibly with the ledger table it created.
-  const client = await context.pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [APPLIER_LOCK_KEY]);
-    await ensureBookkeeping(client);
-    await client.query(
-      `INSERT INTO ${LEDGER_TABLE} (version, name, checksum, outcome, started_at, duration_ms, attempts, lock_retries, workflow_id, error)
-       VALUES ($1, $2, $3, 'failed', $4, $5, $6, $7, $8, $9)`,
-      [migration.version, migration.name, migration.checksum, startedAt, Date.now() - startedAt.getTime(), currentAttempt(), lockRetries, context.workflowId, `${error.cause.code ?? ''} ${error.cause.message}`.trim()],
-    );
-    await client.query('COMMIT');
-  } catch (failure) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw failure;
-  } finally {
-    client.release();
-  }
+  await withConnection(context.pool, (client) =>
+    inApplierTransaction(client, () =>
+      client.query(
+        `INSERT INTO ${LEDGER_TABLE} (version, name, checksum, outcome, started_at, duration_ms, attempts, lock_retries, workflow_id, error)
+         VALUES ($1, $2, $3, 'failed', $4, $5, $6, $7, $8, $9)`,
+        [migration.version, migration.name, migration.checksum, startedAt, Date.now() - startedAt.getTime(), currentAttempt(), lockRetries, context.workflowId, `${error.cause.code ?? ''} ${error.cause.message}`.trim()],
+      ),
+    ),
+  );
 }
 
 /** Waits until the sessions that blocked us have ended their transactions, then returns at once. */

@@ -58,6 +58,31 @@ export async function ensureBookkeeping(client: pg.PoolClient | pg.Client): Prom
   await client.query(CREATE_BOOKKEEPING_SQL);
 }
 
+/** Runs `work` in a transaction that holds the applier lock, with the bookkeeping tables in place. */
+export async function inApplierTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [APPLIER_LOCK_KEY]);
+    await ensureBookkeeping(client);
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Borrows a connection from the pool for `work` and always gives it back. */
+export async function withConnection<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    return await work(client);
+  } finally {
+    client.release();
+  }
+}
+
 export interface AppliedState {
   versions: Set<string>;
   /** Checksum of the latest successful ledger row per version (absent for rows dbchange did not write). */

@@ -6,7 +6,7 @@ import { MigrationFileError } from '../core/migration-files';
 import { comparePending, describeEdited } from '../core/pending';
 import type { MigrationOutcome, QaResult } from '../core/pipeline';
 import { applyMigrationOnce } from './apply-migration';
-import { DatabasePools, ensureBookkeeping, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, APPLIER_LOCK_KEY } from './db';
+import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
 import { runQaCommand } from './qa-gate';
@@ -123,30 +123,18 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     /** Records a migration as applied without running it (seed 004's mitigation for a failed DML migration). */
     async markMigrationComplete(ref: MigrationRef & { decidedBy: string }): Promise<MigrationOutcome> {
       const migration = migrationFor(ref);
-      const client = await pools.pool(environmentNamed(ref.environment)).connect();
       const started = Date.now();
-      try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock($1)', [APPLIER_LOCK_KEY]);
-        await ensureBookkeeping(client);
-        const inserted = await client.query(
-          `INSERT INTO ${SCHEMA_MIGRATIONS_TABLE} (version) VALUES ($1) ON CONFLICT DO NOTHING`,
-          [migration.version],
-        );
-        if ((inserted.rowCount ?? 0) > 0) {
+      await withConnection(pools.pool(environmentNamed(ref.environment)), (client) =>
+        inApplierTransaction(client, async () => {
+          const inserted = await client.query(`INSERT INTO ${SCHEMA_MIGRATIONS_TABLE} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [migration.version]);
+          if ((inserted.rowCount ?? 0) === 0) return; // already recorded by an earlier attempt
           await client.query(
             `INSERT INTO ${LEDGER_TABLE} (version, name, checksum, outcome, started_at, duration_ms, workflow_id, decided_by)
              VALUES ($1, $2, $3, 'marked-complete', now(), 0, $4, $5)`,
             [migration.version, migration.name, migration.checksum, Context.current().info.workflowExecution?.workflowId ?? '', ref.decidedBy],
           );
-        }
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+        }),
+      );
       return { version: migration.version, name: migration.name, outcome: 'marked-complete', durationMs: Date.now() - started, attempts: 1 };
     },
 
