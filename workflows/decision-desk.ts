@@ -106,7 +106,7 @@ export class DecisionDesk {
   private refuse(kind: DecisionRecord['kind'], payload: unknown, reason: string): DecisionAnswer {
     const user = typeof (payload as { user?: unknown })?.user === 'string' ? String((payload as { user: string }).user).slice(0, 100) : '(missing)';
     const role = typeof (payload as { role?: unknown })?.role === 'string' ? String((payload as { role: string }).role).slice(0, 100) : undefined;
-    this.decisions.push({ kind, user, role, at: new Date().toISOString(), accepted: false, reason });
+    this.decisions.push({ kind, user, role, environment: this.waiting?.environment, at: new Date().toISOString(), accepted: false, reason });
     return { accepted: false, reason };
   }
 }

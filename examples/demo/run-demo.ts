@@ -1,0 +1,174 @@
+// The dbchange demo: embedded PostgreSQL with staging and production, a Temporal dev server with its UI, a worker,
+// and one post-deploy migration pipeline from start to finish, approved from "chat" with the Temporal CLI.
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { startPipeline } from '../../cli/pipeline-client';
+import type { DbChangeConfig } from '../../core/config';
+import { loadConfig } from '../../core/config-file';
+import { readMigrationDir } from '../../core/migration-dir';
+import { startDevServer, temporalCliPath } from '../../worker/dev-server';
+import { taskQueue } from '../../worker/temporal';
+import { createDbChangeWorker } from '../../worker/worker';
+import { approveFromChat } from './chat-approval';
+import { applyRegularMigrations, missingVersions, runSqlFile } from './deploy';
+import { startDemoPostgres } from './embedded-db';
+import { followPipeline } from './follow';
+import { freePort } from './ports';
+import { summaryLines } from './summary';
+
+// Compiled code runs from dist/examples/demo, sources from examples/demo: both find the repository root.
+const ROOT = resolve(__dirname, '../..', __dirname.includes('/dist/') ? '..' : '');
+const EXAMPLE_DIR = resolve(ROOT, 'examples');
+const DATA_DIR = resolve(ROOT, '.dbchange/demo-pg');
+const ENVIRONMENTS = ['staging', 'production'];
+const PREFERRED_PORTS = { postgres: 54329, temporal: 7233, ui: 8233 };
+const REQUESTED_BY = 'dave';
+const PACKAGE_VERSION = '16.6.202401151200';
+const CHAT_APPROVALS = [
+  { user: 'bob', role: 'release-manager', comment: 'lgtm' },
+  { user: 'alice', role: 'release-manager', comment: 'staging QA is green; go ahead with production' },
+];
+const EXIT_INTERRUPTED = 130;
+const USAGE = `usage: npm run demo [-- --keep-running]
+
+Runs one post-deploy migration pipeline of the example project (examples/) end to end on embedded PostgreSQL
+and a local Temporal dev server. --keep-running (or DBCHANGE_DEMO_KEEP=1) leaves them and the UI up until Ctrl-C.`;
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+const cleanups: { name: string; run: () => Promise<void> }[] = [];
+/** Aborted by Ctrl-C (or SIGTERM): the demo stops at the next step and shuts down what it started. */
+const interrupt = new AbortController();
+
+/** Registers how to stop something just started, then stops the demo here if it was interrupted meanwhile. */
+function started<T>(name: string, thing: T, stop: (thing: T) => Promise<void>): T {
+  cleanups.push({ name, run: () => stop(thing) });
+  interrupt.signal.throwIfAborted();
+  return thing;
+}
+
+async function runDemo(): Promise<number> {
+  const startedAt = Date.now();
+  requirePsql();
+  const ports = await choosePorts();
+
+  say(`postgres: starting embedded PostgreSQL on 127.0.0.1:${ports.postgres}, data in ${DATA_DIR}`);
+  const postgres = started('PostgreSQL', await startDemoPostgres(DATA_DIR, ports.postgres, ENVIRONMENTS), (db) => db.stop());
+  for (const environment of ENVIRONMENTS) process.env[`${environment.toUpperCase()}_DATABASE_URL`] = postgres.urlOf(environment);
+  const config = loadConfig(resolve(EXAMPLE_DIR, 'dbchange.yaml'));
+  for (const environment of ENVIRONMENTS) {
+    const url = postgres.urlOf(environment);
+    const versions = await applyRegularMigrations(url, config.migrations.regular!);
+    await runSqlFile(url, resolve(EXAMPLE_DIR, 'db/seed.sql'));
+    say(`deploy: ${environment}: ${versions.length} regular migrations applied, application data loaded`);
+  }
+
+  const server = started('Temporal dev server', await startDevServer({ port: ports.temporal, uiPort: ports.ui, quiet: true }), (dev) => dev.stop());
+  say(`temporal: dev server at ${server.address}, UI at ${server.uiUrl}`);
+  const worker = await startWorker(server.address, config);
+  const connection = started('Temporal client', await Connection.connect({ address: server.address }), (client) => client.close());
+  const client = new Client({ connection, namespace: 'default' });
+
+  const postDeploy = readMigrationDir(config.migrations.postDeploy).map((migration) => migration.version);
+  const pending: Record<string, number> = {};
+  for (const environment of ENVIRONMENTS) pending[environment] = (await missingVersions(postgres.urlOf(environment), postDeploy)).length;
+  const handle = await startPipeline(client, config, { requestedBy: REQUESTED_BY, packageVersion: PACKAGE_VERSION, taskQueue: taskQueue() });
+  say(`pipeline: ${REQUESTED_BY} started ${handle.workflowId} for package ${PACKAGE_VERSION} (${postDeploy.length} post-deploy migrations)`);
+  const result = await Promise.race([
+    followPipeline(client, handle, {
+      pending,
+      signal: interrupt.signal,
+      print: (line) => say(`pipeline: ${line}`),
+      onApprovalWait: () => approveInChat(server.address, handle.workflowId),
+    }),
+    worker.stopped.then(() => Promise.reject(new Error('the worker stopped before the pipeline ended'))),
+  ]);
+
+  console.log(`\n${summaryLines(handle.workflowId, result).join('\n')}\n`);
+  let complete = result.stage === 'complete';
+  for (const environment of ENVIRONMENTS) {
+    const missing = await missingVersions(postgres.urlOf(environment), postDeploy);
+    console.log(`check: ${environment}: schema_migrations has ${postDeploy.length - missing.length} of ${postDeploy.length} post-deploy versions${missing.length > 0 ? `; missing ${missing.join(', ')}` : ''}`);
+    complete &&= missing.length === 0;
+  }
+  console.log(`\nsee it in the Temporal UI: ${server.uiUrl}/namespaces/default/workflows/${handle.workflowId}`);
+  say(`demo ${complete ? 'succeeded' : 'FAILED'} in ${((Date.now() - startedAt) / 1000).toFixed(1)}s`);
+  return complete ? 0 : 1;
+}
+
+async function choosePorts(): Promise<typeof PREFERRED_PORTS> {
+  const postgres = await freePort(PREFERRED_PORTS.postgres);
+  const temporal = await freePort(PREFERRED_PORTS.temporal, [postgres]);
+  const ui = await freePort(PREFERRED_PORTS.ui, [postgres, temporal]);
+  const ports = { postgres, temporal, ui };
+  for (const [name, port] of Object.entries(ports)) {
+    const preferred = PREFERRED_PORTS[name as keyof typeof PREFERRED_PORTS];
+    if (port !== preferred) say(`ports: ${preferred} (${name}) is in use; using ${port} instead`);
+  }
+  return ports;
+}
+
+/** Runs a worker in this process; `stopped` settles when it stops. */
+async function startWorker(address: string, config: DbChangeConfig): Promise<{ stopped: Promise<void> }> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const connection = started('worker connection', await NativeConnection.connect({ address }), (native) => native.close());
+  const { worker, close } = await createDbChangeWorker({ config, connection, namespace: 'default', taskQueue: taskQueue(), identity: 'dbchange-demo' });
+  const running = worker.run();
+  started('worker', worker, async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running.finally(close);
+  });
+  return { stopped: running };
+}
+
+async function approveInChat(address: string, workflowId: string): Promise<void> {
+  const cli = temporalCliPath();
+  for (const approval of CHAT_APPROVALS) {
+    const { command, answer } = await approveFromChat(cli, address, workflowId, approval);
+    say(`chat: ${approval.user}: ${command}`);
+    say(`chat: ${answer.accepted ? 'accepted' : 'refused'}: ${answer.reason}`);
+  }
+}
+
+function requirePsql(): void {
+  try {
+    execFileSync('psql', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('the example QA command (examples/qa/check.sh) needs psql: install the PostgreSQL client, e.g. apt-get install postgresql-client');
+  }
+}
+
+/** Stops everything started, newest first; a failing step is reported and the rest still run. */
+async function shutdown(): Promise<void> {
+  for (const cleanup of cleanups.reverse()) {
+    await cleanup.run().catch((error: unknown) => say(`shutdown: stopping the ${cleanup.name} failed: ${String(error)}`));
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help')) {
+    console.log(USAGE);
+    return;
+  }
+  const keepRunning = process.argv.includes('--keep-running') || process.env.DBCHANGE_DEMO_KEEP === '1';
+  const interrupted = new Promise<void>((resolveInterrupt) => interrupt.signal.addEventListener('abort', () => resolveInterrupt()));
+  // Once per signal: a second Ctrl-C during shutdown ends the process at once.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => interrupt.abort(signal));
+
+  const code = await runDemo().catch((error: unknown) => {
+    if (interrupt.signal.aborted) return EXIT_INTERRUPTED;
+    say(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  });
+  if (code === EXIT_INTERRUPTED) say('demo: interrupted; shutting down');
+  else if (keepRunning) {
+    say('demo: PostgreSQL, the Temporal dev server and its UI stay up; press Ctrl-C to stop them');
+    await interrupted;
+  }
+  await shutdown();
+  say('demo: everything it started is stopped');
+  process.exit(code);
+}
+
+void main();
