@@ -20,6 +20,8 @@ export async function followPipeline(client: Client, workflowId: string): Promis
       const snapshot = await pipelineStatus(client, workflowId);
       line.update(isFinal(snapshot) ? `[${snapshot.stage}] ${snapshot.summary ?? ''}` : describeProgress(snapshot));
       if (isFinal(snapshot)) return snapshot;
+      const { status } = await client.workflow.getHandle(workflowId).describe();
+      if (status.name !== 'RUNNING') return { ...snapshot, stage: 'failed', summary: `workflow ${status.name.toLowerCase()}` };
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   } finally {

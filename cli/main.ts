@@ -37,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function oneLine(error: unknown): string {
-  if (error instanceof ConfigError) return error.message;
+  if (error instanceof ConfigError) return `invalid config ${error.file}: ${error.problems.join('; ')}`;
   if (error instanceof Error) {
     if ((error as { code?: string }).code === 'ECONNREFUSED' || /connect ECONNREFUSED|failed to connect/i.test(error.message)) {
       return `cannot reach ${error.message.includes('5432') ? 'PostgreSQL' : 'Temporal'}: ${error.message}; check TEMPORAL_ADDRESS / the database URL, or start \`dbchange dev\``;

@@ -6,6 +6,7 @@ import type { Approval, Rejection, Resolution } from '../core/decisions';
 import { incidentWorkflowId, INCIDENT_WORKFLOW_TYPE, type IncidentInput } from '../core/incident';
 import { FINAL_STAGES, PIPELINE_WORKFLOW_TYPE, pipelineWorkflowId, type PipelineInput, type PipelineStatus } from '../core/pipeline';
 import { approveUpdate, closeIncident, rejectUpdate, resolveUpdate, status, type DecisionAnswer } from '../workflows/messages';
+import type { postDeployMigrationPipeline } from '../workflows/pipeline';
 import { CliError, EXIT } from './output';
 
 export interface StartPipelineOptions {
@@ -16,12 +17,12 @@ export interface StartPipelineOptions {
 }
 
 /** Starts the pipeline for a set of environments; refuses, naming the running one, if it is already running. */
-export async function startPipeline(client: Client, config: DbChangeConfig, options: StartPipelineOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
+export async function startPipeline(client: Client, config: DbChangeConfig, options: StartPipelineOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof postDeployMigrationPipeline>> {
   const environments = selectEnvironments(config, options.environments).map((environment) => environment.name);
   const workflowId = pipelineWorkflowId(environments);
   const input: PipelineInput = { environments, packageVersion: options.packageVersion, requestedBy: options.requestedBy };
   try {
-    return await client.workflow.start(PIPELINE_WORKFLOW_TYPE, {
+    return await client.workflow.start<typeof postDeployMigrationPipeline>(PIPELINE_WORKFLOW_TYPE, {
       workflowId,
       taskQueue: options.taskQueue,
       args: [input],
@@ -87,10 +88,10 @@ export interface PipelineListing {
   waitingFor?: string;
 }
 
-/** Running and recent pipelines, newest first. */
+/** Running pipelines first, then the most recently closed (the order visibility returns). */
 export async function listPipelines(client: Client, limit = 20): Promise<PipelineListing[]> {
   const listings: PipelineListing[] = [];
-  for await (const execution of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW_TYPE}' ORDER BY StartTime DESC`, pageSize: limit })) {
+  for await (const execution of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW_TYPE}'`, pageSize: limit })) {
     const dbStatus = execution.typedSearchAttributes.getAll().find((pair) => pair.key.name === 'DbChangeStatus')?.value;
     listings.push({
       workflowId: execution.workflowId,

@@ -32,15 +32,27 @@ export async function postDeployMigrationPipeline(input: PipelineInput): Promise
   const board = new StatusBoard(input);
   setHandler(status, () => board.snapshot());
   setHandler(applierProgress, ({ version, waitingFor }) => board.applierWaiting(version, waitingFor));
+  try {
+    return await runPipeline(input, board);
+  } catch (error) {
+    // Whatever ends the pipeline early, its status must say so rather than freeze mid-stage.
+    if (!board.isFinished()) board.finish('failed', `failed: ${error instanceof Error ? error.message : String(error)}`);
+    throw error;
+  }
+}
 
+async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<PipelineStatus> {
   const plan = await planPipeline(input.environments);
   const desk = new DecisionDesk(plan.approvers, input.requestedBy);
   desk.install();
   board.begin(plan.environments.map((environment) => environment.name), desk.decisions);
   await tell('started', `${board.title()} started by ${input.requestedBy}`);
 
-  const firstLook = await Promise.all(plan.environments.map((environment) => listPendingMigrations(environment.name)));
-  if (firstLook.every((pending) => pending.length === 0)) {
+  const firstLook: (PendingMigration[] | undefined)[] = [];
+  for (const environment of plan.environments) {
+    firstLook.push(await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name)));
+  }
+  if (firstLook.every((pending) => !pending?.length)) {
     board.finish('nothing-pending', 'nothing pending on any environment: nothing to do');
     await tell('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
     return board.snapshot();
@@ -140,8 +152,10 @@ async function resolvable<T>(
 
 async function block(board: StatusBoard, desk: DecisionDesk, environment: string, message: string, actions: readonly ResolveAction[]) {
   board.block(environment, message);
+  // Listen before notifying: a person who reacts to the notification at once must find the pipeline waiting.
+  const decided = desk.waitForResolution(environment, actions);
   await notify({ event: 'blocked', text: `${board.title()} is blocked on ${environment}: ${message}`, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
-  const resolution = await desk.waitForResolution(environment, actions);
+  const resolution = await decided;
   if (resolution.action === 'abort') {
     board.finish('aborted', `aborted by ${resolution.user} on ${environment}: ${message}`);
     await notifyEnd(`${board.title()} aborted by ${resolution.user} on ${environment}`);

@@ -2,6 +2,7 @@
 import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DecisionRecord } from '../core/decisions';
 import {
+  FINAL_STAGES,
   STATUS_VERSION,
   type EnvironmentResult,
   type MigrationOutcome,
@@ -106,6 +107,10 @@ export class StatusBoard {
     this.state.summary = summary;
     this.show(stage, undefined, undefined);
     this.publish(summary);
+  }
+
+  isFinished(): boolean {
+    return FINAL_STAGES.includes(this.state.stage);
   }
 
   snapshot(): PipelineStatus {

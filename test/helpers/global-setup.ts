@@ -4,6 +4,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TestProject } from 'vitest/node';
 import type {} from 'vitest';
 import { ALL_SEARCH_ATTRIBUTES } from '../../core/search-attributes';
+import { ISOLATED_NAMESPACE } from './namespaces';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,7 +16,12 @@ declare module 'vitest' {
 export default async function setup(project: TestProject) {
   const cli = execFileSync('bash', ['scripts/temporal-cli.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: cli }, searchAttributes: ALL_SEARCH_ATTRIBUTES, log: { format: 'pretty', level: 'error' } },
+    server: {
+      executable: { type: 'existing-path', path: cli },
+      searchAttributes: ALL_SEARCH_ATTRIBUTES,
+      log: { format: 'pretty', level: 'error' },
+      extraArgs: ['--namespace', ISOLATED_NAMESPACE],
+    },
   });
   project.provide('temporalAddress', env.address);
   project.provide('temporalCli', cli);

@@ -11,6 +11,7 @@ let runtimeInstalled = false;
 export interface Stack {
   client: Client;
   address: string;
+  namespace: string;
   bundle: WorkflowBundle;
   /** A task queue of its own per test keeps tests independent on the shared server. */
   newTaskQueue(): string;
@@ -23,7 +24,7 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function createStack(): Promise<Stack> {
+export async function createStack(namespace = 'default'): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
@@ -31,16 +32,17 @@ export async function createStack(): Promise<Stack> {
   const address = inject('temporalAddress');
   const connection = await Connection.connect({ address });
   const nativeConnection = await NativeConnection.connect({ address });
-  const client = new Client({ connection, namespace: 'default' });
+  const client = new Client({ connection, namespace });
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
   const workers: RunningWorker[] = [];
   return {
     client,
     address,
+    namespace,
     bundle,
     newTaskQueue: () => `test-${randomUUID()}`,
     async startWorker(config, taskQueue) {
-      const { worker, close } = await createDbChangeWorker({ config, connection: nativeConnection, namespace: 'default', taskQueue, workflowBundle: bundle });
+      const { worker, close } = await createDbChangeWorker({ config, connection: nativeConnection, namespace, taskQueue, workflowBundle: bundle });
       const running = worker.run();
       let stopped = false;
       const handle: RunningWorker = {
