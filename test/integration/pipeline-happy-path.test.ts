@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { query } from '../helpers/postgres';
@@ -55,6 +56,9 @@ describe('post-deploy migration pipeline', () => {
       return snapshot.stage === 'waiting-approval' && snapshot;
     }, 'the production approval gate');
     expect(waiting.waitingFor).toContain('release-manager');
+    // The UI shows current details from the SDK's built-in metadata query.
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toContain('**waiting for approval by release-manager before production**');
     expect(waiting.results[0].migrations.map((m) => m.outcome)).toEqual(['applied', 'applied', 'applied']);
     expect(waiting.results[0].qa?.passed).toBe(true);
     expect(waiting.results[0].qa?.outputTail).toContain('QA green on staging');
@@ -72,6 +76,19 @@ describe('post-deploy migration pipeline', () => {
       expect(applied.map((row) => row.version)).toEqual(Object.keys(MIGRATIONS).map((name) => name.slice(0, 14)));
       expect(ledger).toEqual(applied.map((row) => ({ version: row.version, outcome: 'applied' })));
     }
+    const description = await handle.describe();
+    expect(await description.staticSummary()).toBe('post-deploy migrations for 16.1.0: staging → production');
+    expect(await description.staticDetails()).toContain('**approvals** production: release-manager');
+    const attributes = Object.fromEntries(description.typedSearchAttributes.getAll().map((pair) => [pair.key.name, pair.value]));
+    expect(attributes).toEqual({ DbChangeKind: 'pdm', DbChangeStatus: 'complete', DbChangePackage: '16.1.0', DbChangeEnvironment: 'production' });
+    const history = await handle.fetchHistory();
+    const activitySummaries = (history.events ?? [])
+      .filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigration')
+      .map((event) => defaultPayloadConverter.fromPayload(event.userMetadata!.summary!));
+    expect(activitySummaries).toEqual(
+      ['staging', 'production'].flatMap((environment) => Object.keys(MIGRATIONS).map((fileName) => `apply ${fileName} on ${environment}`)),
+    );
+
     expect(notifications.map((notification) => notification.dbchange.event)).toEqual(['started', 'environment-done', 'environment-done', 'finished']);
     expect(notifications[3].text).toBe('post-deploy migrations for 16.1.0 complete: staging, production');
     const sent = JSON.stringify(notifications);
