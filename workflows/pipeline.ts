@@ -46,7 +46,7 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   const desk = new DecisionDesk(plan.approvers, input.requestedBy);
   desk.install();
   board.begin(plan.environments.map((environment) => environment.name), desk.decisions);
-  await tell('started', `${board.title()} started by ${input.requestedBy}`);
+  await announce('started', `${board.title()} started by ${input.requestedBy}`);
 
   const firstLook: (PendingMigration[] | undefined)[] = [];
   for (const environment of plan.environments) {
@@ -54,7 +54,7 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   }
   if (firstLook.every((pending) => !pending?.length)) {
     board.finish('nothing-pending', 'nothing pending on any environment: nothing to do');
-    await tell('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
+    await announce('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
     return board.snapshot();
   }
 
@@ -66,17 +66,17 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
     if (environment.qa) await passQaGate(board, desk, environment.name);
     board.environmentDone(environment.name);
     const next = plan.environments[index + 1];
-    await tell('environment-done', `${board.title()}: ${environment.name} done (${board.countApplied(environment.name)} applied)${next ? `; next: ${next.name}` : ''}`, environment.name);
+    await announce('environment-done', `${board.title()}: ${environment.name} done (${board.countApplied(environment.name)} applied)${next ? `; next: ${next.name}` : ''}`, environment.name);
   }
 
   board.finish('complete', `complete on ${board.environmentList()}`);
-  await tell('finished', `${board.title()} complete: ${board.environmentList()}`);
+  await announce('finished', `${board.title()} complete: ${board.environmentList()}`);
   return board.snapshot();
+}
 
-  async function tell(event: 'started' | 'environment-done' | 'blocked' | 'finished', text: string, environment?: string) {
-    // A lost notification must not stop a database change.
-    await notify({ event, text, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
-  }
+async function announce(event: 'started' | 'environment-done' | 'blocked' | 'finished', text: string, environment?: string) {
+  // A lost notification must not stop a database change.
+  await notify({ event, text, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
 }
 
 async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
@@ -85,7 +85,7 @@ async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environm
   if (!outcome.approved) {
     const rejected = outcome.by !== undefined;
     board.finish(rejected ? 'rejected' : 'failed', `${environment} not approved: ${outcome.reason}`);
-    await notifyEnd(`${board.title()} stopped before ${environment}: ${outcome.reason}`);
+    await announce('finished', `${board.title()} stopped before ${environment}: ${outcome.reason}`);
     throw ApplicationFailure.create({ type: rejected ? 'PipelineRejected' : 'ApprovalTimedOut', nonRetryable: true, message: outcome.reason, details: [board.snapshot()] });
   }
 }
@@ -154,19 +154,15 @@ async function block(board: StatusBoard, desk: DecisionDesk, environment: string
   board.block(environment, message);
   // Listen before notifying: a person who reacts to the notification at once must find the pipeline waiting.
   const decided = desk.waitForResolution(environment, actions);
-  await notify({ event: 'blocked', text: `${board.title()} is blocked on ${environment}: ${message}`, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
+  await announce('blocked', `${board.title()} is blocked on ${environment}: ${message}`, environment);
   const resolution = await decided;
   if (resolution.action === 'abort') {
     board.finish('aborted', `aborted by ${resolution.user} on ${environment}: ${message}`);
-    await notifyEnd(`${board.title()} aborted by ${resolution.user} on ${environment}`);
+    await announce('finished', `${board.title()} aborted by ${resolution.user} on ${environment}`);
     throw ApplicationFailure.create({ type: 'PipelineAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}`, details: [board.snapshot()] });
   }
   board.resume(environment, `${resolution.action} by ${resolution.user} on ${environment}`);
   return resolution;
-}
-
-async function notifyEnd(text: string) {
-  await notify({ event: 'finished', text, workflowId: workflowInfo().workflowId }).catch(() => undefined);
 }
 
 function failureMessage(error: ActivityFailure): string {

@@ -80,7 +80,7 @@ describe('post-deploy migration pipeline', () => {
     expect(await description.staticSummary()).toBe('post-deploy migrations for 16.1.0: staging → production');
     expect(await description.staticDetails()).toContain('**approvals** production: release-manager');
     const attributes = Object.fromEntries(description.typedSearchAttributes.getAll().map((pair) => [pair.key.name, pair.value]));
-    expect(attributes).toEqual({ DbChangeKind: 'pdm', DbChangeStatus: 'complete', DbChangePackage: '16.1.0', DbChangeEnvironment: 'production' });
+    expect(attributes).toMatchObject({ DbChangeKind: 'pdm', DbChangeStatus: 'complete', DbChangePackage: '16.1.0', DbChangeEnvironment: 'production' });
     const history = await handle.fetchHistory();
     const activitySummaries = (history.events ?? [])
       .filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigration')
