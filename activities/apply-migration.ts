@@ -14,7 +14,9 @@ export const LOCK_WAIT_EXCEEDED = 'LockWaitExceeded';
 
 const BLOCKER_POLL_MS = 50;
 const UNKNOWN_BLOCKER_BACKOFF_MS = 250;
-const PROGRESS_EVERY_MS = 1_000;
+const HEARTBEAT_EVERY_MS = 1_000;
+/** Progress signals land in workflow history: one at once, then a refresh now and then, not every second. */
+const SIGNAL_EVERY_MS = 15_000;
 
 export interface ApplySettings {
   lockTimeoutMs: number;
@@ -195,20 +197,23 @@ async function waitForBlockers(context: ApplyContext, blockers: BlockingSession[
     return;
   }
   const description = blockers.map(describeBlocker).join('; ');
-  let lastReport = 0;
+  let lastHeartbeat = 0;
+  let lastSignal = 0;
   const waitStarted = Date.now();
   while (!(await blockersGone(context.pool, blockers))) {
     if (Date.now() - started > context.settings.maxWaitMs) return;
-    if (Date.now() - lastReport >= PROGRESS_EVERY_MS) {
-      lastReport = Date.now();
-      const waited = Math.round((Date.now() - waitStarted) / 1000);
-      const current = `waiting for ${description} (waited ${waited}s)`;
-      Context.current().heartbeat({ version: context.migration.version, waitingFor: blockers });
-      await context.onWaiting(current).catch(() => undefined);
+    const waited = Math.round((Date.now() - waitStarted) / 1000);
+    if (Date.now() - lastHeartbeat >= HEARTBEAT_EVERY_MS) {
+      lastHeartbeat = Date.now();
+      Context.current().heartbeat({ version: context.migration.version, waitedSeconds: waited, waitingFor: blockers });
+    }
+    if (Date.now() - lastSignal >= SIGNAL_EVERY_MS) {
+      lastSignal = Date.now();
+      await context.onWaiting(`waiting for ${description} (waited ${waited}s)`).catch(() => undefined);
     }
     await sleep(BLOCKER_POLL_MS);
   }
-  if (lastReport > 0) await context.onWaiting(undefined).catch(() => undefined);
+  if (lastSignal > 0) await context.onWaiting(undefined).catch(() => undefined);
 }
 
 function toActivityFailure(error: PgErrorFields & Error, migration: MigrationFile, statement?: SqlStatement): ApplicationFailure {

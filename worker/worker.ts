@@ -28,6 +28,8 @@ export async function createDbChangeWorker(options: WorkerOptions): Promise<{ wo
     activities: createActivities(options.config, pools),
     // Migrations and QA commands are heavy; a few at a time per worker keeps databases and CPU calm.
     maxConcurrentActivityTaskExecutions: 20,
+    // On SIGTERM an in-flight migration may finish and record itself rather than be cut off and retried.
+    shutdownGraceTime: '2m',
   });
   return { worker, close: () => pools.close() };
 }

@@ -14,6 +14,8 @@ export interface ProjectSpec {
   maxWait?: string;
   recheckInterval?: string;
   webhookUrl?: string;
+  /** Put into every database URL (trust auth ignores it), so tests can prove it never leaks. */
+  password?: string;
 }
 
 export interface TestProject {
@@ -34,7 +36,13 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
   const migrationsDir = join(dir, 'db/post_migrate');
   mkdirSync(migrationsDir, { recursive: true });
   const databases = await Promise.all(spec.environments.map(() => createDatabase(prefix)));
-  const urls = Object.fromEntries(spec.environments.map((environment, index) => [environment.name, databases[index].url]));
+  const withPassword = (url: string) => {
+    if (!spec.password) return url;
+    const parsed = new URL(url);
+    parsed.password = spec.password;
+    return parsed.toString();
+  };
+  const urls = Object.fromEntries(spec.environments.map((environment, index) => [environment.name, withPassword(databases[index].url)]));
 
   const yaml = [
     'migrations:',

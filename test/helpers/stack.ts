@@ -96,3 +96,18 @@ export async function replayWorkflows(stack: Stack, workflowIds: string[]): Prom
   }
   return replayed;
 }
+
+/** Everything a workflow's history says, payloads decoded to text, for searching it for secrets. */
+export async function historyText(stack: Stack, workflowId: string): Promise<string> {
+  const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+  // Walked by hand: protobuf messages' toJSON would turn payload bytes into base64, hiding their text.
+  const texts: string[] = [];
+  const visit = (value: unknown): void => {
+    if (value instanceof Uint8Array) texts.push(Buffer.from(value).toString('utf8'));
+    else if (typeof value === 'string') texts.push(value);
+    else if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === 'object') Object.values(value).forEach(visit);
+  };
+  visit(history);
+  return texts.join('\n');
+}

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
-import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+import { createStack, eventually, historyText, replayWorkflows, type Stack } from '../helpers/stack';
+
+const DATABASE_PASSWORD = 'pw-Xq7-never-in-history';
 
 const MIGRATIONS = {
   '20240101000001_create_plan_limits.sql': migration('CREATE TABLE plan_limits (id bigint PRIMARY KEY, web_hook_calls int);'),
@@ -31,6 +33,7 @@ describe('post-deploy migration pipeline', () => {
     });
     await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
     project = await createProject('happy', {
+      password: DATABASE_PASSWORD,
       webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hooks/T000/B000/secret-token`,
       environments: [
         { name: 'staging', qa: 'test "$DBCHANGE_ENVIRONMENT" = staging && echo "QA green on $DBCHANGE_ENVIRONMENT"' },
@@ -95,6 +98,13 @@ describe('post-deploy migration pipeline', () => {
     for (const url of Object.values(project.urls)) expect(sent).not.toContain(url);
     const indexes = await query(project.urls.production, `SELECT indexname FROM pg_indexes WHERE indexname = 'idx_runner_machines_runner'`);
     expect(indexes).toHaveLength(1);
+  });
+
+  it('keeps database URLs and passwords out of workflow history', async () => {
+    const history = await historyText(stack, 'pdm-staging+production');
+    expect(history).toContain('"requestedBy":"dave"'); // payloads are decoded, so a leak would show
+    expect(history).not.toContain(DATABASE_PASSWORD);
+    for (const url of Object.values(project.urls)) expect(history).not.toContain(new URL(url).host + new URL(url).pathname);
   });
 
   it('replays the pipeline history it produced without nondeterminism', async () => {
