@@ -28,7 +28,7 @@ describe('dbchange dev', () => {
   it('starts a dev server with its UI and dbchange search attributes, runs a pipeline, and stops on SIGINT', { timeout: 90_000 }, async () => {
     const port = 27_000 + Math.floor(Math.random() * 1_000);
     const uiPort = port + 1_000;
-    const env = { ...process.env, DBCHANGE_TASK_QUEUE: 'dev-test' };
+    const env: NodeJS.ProcessEnv = { ...process.env, DBCHANGE_TASK_QUEUE: 'dev-test' };
     delete env.TEMPORAL_ADDRESS;
     delete env.TEMPORAL_NAMESPACE;
     const dev = spawn(
