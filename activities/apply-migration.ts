@@ -62,9 +62,8 @@ export async function applyMigrationOnce(context: ApplyContext): Promise<Migrati
     const client = await context.pool.connect();
     let broken = false;
     try {
-      const outcome = migration.transactional
-        ? await applyInTransaction(client, context, statements, startedAt, lockRetries)
-        : await applyWithoutTransaction(client, context, statements, startedAt, lockRetries);
+      const attempt: Attempt = { client, context, statements, startedAt, lockRetries };
+      const outcome = migration.transactional ? await applyInTransaction(attempt) : await applyWithoutTransaction(attempt);
       return { ...outcome, durationMs: Date.now() - started };
     } catch (error) {
       if (!(error instanceof StatementError)) {
@@ -107,46 +106,47 @@ async function parseStatements(migration: MigrationFile): Promise<SqlStatement[]
   }
 }
 
-async function applyInTransaction(
-  client: pg.PoolClient,
-  context: ApplyContext,
-  statements: SqlStatement[],
-  startedAt: Date,
-  lockRetries: number,
-): Promise<Omit<MigrationOutcome, 'durationMs'>> {
-  const { migration, settings } = context;
+/** One try at a migration on one connection; lock-timeout retries make new attempts. */
+interface Attempt {
+  client: pg.PoolClient;
+  context: ApplyContext;
+  statements: SqlStatement[];
+  startedAt: Date;
+  lockRetries: number;
+}
+
+async function applyInTransaction(attempt: Attempt): Promise<Omit<MigrationOutcome, 'durationMs'>> {
+  const { client, context } = attempt;
   return inApplierTransaction(client, async () => {
-    if (await isApplied(client, migration.version)) return outcomeOf(migration, 'already-applied', lockRetries);
-    await client.query(`SET LOCAL lock_timeout = ${Math.round(settings.lockTimeoutMs)}`);
-    await client.query(`SET LOCAL statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
-    for (const statement of statements) await runStatement(client, context, statement);
-    await recordApplied(client, context, startedAt, lockRetries);
-    return outcomeOf(migration, 'applied', lockRetries);
+    if (await isApplied(client, context.migration.version)) return outcomeOf(attempt, 'already-applied');
+    await runStatements(attempt, 'SET LOCAL');
+    await recordApplied(attempt);
+    return outcomeOf(attempt, 'applied');
   });
 }
 
-async function applyWithoutTransaction(
-  client: pg.PoolClient,
-  context: ApplyContext,
-  statements: SqlStatement[],
-  startedAt: Date,
-  lockRetries: number,
-): Promise<Omit<MigrationOutcome, 'durationMs'>> {
-  const { migration, settings } = context;
+async function applyWithoutTransaction(attempt: Attempt): Promise<Omit<MigrationOutcome, 'durationMs'>> {
+  const { client, context } = attempt;
   await client.query('SELECT pg_advisory_lock($1)', [APPLIER_LOCK_KEY]);
   try {
     await ensureBookkeeping(client);
-    if (await isApplied(client, migration.version)) return outcomeOf(migration, 'already-applied', lockRetries);
-    await client.query(`SET lock_timeout = ${Math.round(settings.lockTimeoutMs)}`);
-    await client.query(`SET statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
+    if (await isApplied(client, context.migration.version)) return outcomeOf(attempt, 'already-applied');
     // Each statement commits on its own (CREATE INDEX CONCURRENTLY needs that), so the file must be idempotent.
-    for (const statement of statements) await runStatement(client, context, statement);
-    await inApplierTransaction(client, () => recordApplied(client, context, startedAt, lockRetries));
-    return outcomeOf(migration, 'applied', lockRetries);
+    await runStatements(attempt, 'SET');
+    await inApplierTransaction(client, () => recordApplied(attempt));
+    return outcomeOf(attempt, 'applied');
   } finally {
     await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
     await client.query('SELECT pg_advisory_unlock($1)', [APPLIER_LOCK_KEY]).catch(() => undefined);
   }
+}
+
+/** Sets the short lock wait and the statement bound (for the transaction or the session), then runs each statement. */
+async function runStatements(attempt: Attempt, set: 'SET' | 'SET LOCAL'): Promise<void> {
+  const { client, context } = attempt;
+  await client.query(`${set} lock_timeout = ${Math.round(context.settings.lockTimeoutMs)}`);
+  await client.query(`${set} statement_timeout = ${Math.round(context.settings.statementTimeoutMs)}`);
+  for (const statement of attempt.statements) await runStatement(client, context, statement);
 }
 
 async function runStatement(client: pg.PoolClient, context: ApplyContext, statement: SqlStatement): Promise<void> {
@@ -165,7 +165,7 @@ async function isApplied(client: pg.PoolClient, version: string): Promise<boolea
   return (result.rowCount ?? 0) > 0;
 }
 
-async function recordApplied(client: pg.PoolClient, context: ApplyContext, startedAt: Date, lockRetries: number): Promise<void> {
+async function recordApplied({ client, context, startedAt, lockRetries }: Attempt): Promise<void> {
   const { migration } = context;
   await client.query(`INSERT INTO ${SCHEMA_MIGRATIONS_TABLE} (version) VALUES ($1)`, [migration.version]);
   await client.query(
@@ -247,7 +247,7 @@ export function formatFailure(details: MigrationFailureDetails): string {
   return `${details.file}:${details.line}: ERROR ${details.code ?? ''}: ${details.message}${extras.length ? ` (${extras.join('; ')})` : ''}`;
 }
 
-function outcomeOf(migration: MigrationFile, outcome: MigrationOutcome['outcome'], lockRetries: number): Omit<MigrationOutcome, 'durationMs'> {
+function outcomeOf({ context: { migration }, lockRetries }: Attempt, outcome: MigrationOutcome['outcome']): Omit<MigrationOutcome, 'durationMs'> {
   return { version: migration.version, name: migration.name, outcome, attempts: currentAttempt(), lockRetries };
 }
 

@@ -1,38 +1,28 @@
 import { WorkflowFailedError } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { CliError, EXIT } from '../../cli/output';
 import { approve } from '../../workflows/messages';
 import { query } from '../helpers/postgres';
-import { createProject, migration, type TestProject } from '../helpers/project';
-import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+import { migration } from '../helpers/project';
+import { eventually, replayWorkflows } from '../helpers/stack';
+import { useSuite } from '../helpers/suite';
 
 const MIGRATIONS = { '20240401000001_create_plan_limits.sql': migration('CREATE TABLE plan_limits (id bigint PRIMARY KEY);') };
 
 describe('approval gates', () => {
-  let stack: Stack;
-  const projects: TestProject[] = [];
-  const workflowIds: string[] = [];
-
-  beforeAll(async () => {
-    stack = await createStack();
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await Promise.all(projects.map((project) => project.cleanup()));
-  });
+  const suite = useSuite();
 
   async function startAtGate(prefix: string, approvalTimeout?: string) {
-    const project = await createProject(prefix, {
+    const project = await suite.project(prefix, {
       environments: [{ name: `${prefix}-staging` }, { name: `${prefix}-production`, approvalRoles: ['release-manager'], approvalTimeout }],
       migrations: MIGRATIONS,
     });
-    projects.push(project);
-    const taskQueue = stack.newTaskQueue();
-    await stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(stack.client, project.config, { requestedBy: 'carol', taskQueue });
-    workflowIds.push(handle.workflowId);
-    await eventually(async () => (await pipelineStatus(stack.client, handle.workflowId)).stage === 'waiting-approval', 'the approval gate');
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'carol', taskQueue });
+    suite.workflowIds.push(handle.workflowId);
+    await eventually(async () => (await pipelineStatus(suite.stack.client, handle.workflowId)).stage === 'waiting-approval', 'the approval gate');
     return { project, handle };
   }
 
@@ -45,20 +35,20 @@ describe('approval gates', () => {
       { user: 'carol', role: 'release-manager', reason: /carol requested this change and cannot approve it/ },
     ];
     for (const attempt of refusals) {
-      const answer = await sendDecision(stack.client, handle.workflowId, 'approve', { user: attempt.user, role: attempt.role });
+      const answer = await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: attempt.user, role: attempt.role });
       expect(answer.accepted).toBe(false);
       expect(answer.reason).toMatch(attempt.reason);
     }
     // Chat tooling may send a plain signal with a bad payload: it is recorded as refused, not applied.
-    await stack.client.workflow.getHandle(handle.workflowId).signal(approve, { user: 'alice' } as never);
+    await suite.stack.client.workflow.getHandle(handle.workflowId).signal(approve, { user: 'alice' } as never);
     // An update with a malformed payload is refused by its validator, before it reaches the workflow.
-    const malformed = await sendDecision(stack.client, handle.workflowId, 'approve', { user: 42, role: 'release-manager' } as never).catch((error: unknown) => error);
+    const malformed = await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: 42, role: 'release-manager' } as never).catch((error: unknown) => error);
     expect(malformed).toBeInstanceOf(CliError);
     expect((malformed as CliError).exitCode).toBe(EXIT.refused);
     expect((malformed as CliError).message).toContain('"user" must be a string');
 
     const held = await eventually(async () => {
-      const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+      const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
       return snapshot.decisions.length === 5 && snapshot;
     }, 'five refusals on record');
     expect(held.stage).toBe('waiting-approval');
@@ -72,7 +62,7 @@ describe('approval gates', () => {
     expect(held.decisions[4].reason).toBe('"role" is required');
     expect(await query(project.urls['appr-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
 
-    const answer = await sendDecision(stack.client, handle.workflowId, 'approve', { user: 'alice', role: 'release-manager', comment: 'QA green' });
+    const answer = await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: 'alice', role: 'release-manager', comment: 'QA green' });
     expect(answer).toEqual({ accepted: true, reason: 'approved appr-production as release-manager' });
     const result = await handle.result();
     expect(result.stage).toBe('complete');
@@ -87,13 +77,13 @@ describe('approval gates', () => {
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((failure as WorkflowFailedError).cause?.message).toBe('no approval within 2.0s');
-    const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+    const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
     expect(snapshot.stage).toBe('failed');
     expect(snapshot.summary).toBe('tmo-production not approved: no approval within 2.0s');
     expect(await query(project.urls['tmo-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
   });
 
   it('replays every history it produced without nondeterminism', async () => {
-    expect(await replayWorkflows(stack, workflowIds)).toBe(workflowIds.length);
+    expect(await replayWorkflows(suite.stack, suite.workflowIds)).toBe(suite.workflowIds.length);
   });
 });

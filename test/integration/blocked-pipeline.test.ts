@@ -1,10 +1,11 @@
 import { WorkflowFailedError } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import type { PipelineStatus } from '../../core/pipeline';
 import { query } from '../helpers/postgres';
-import { createProject, migration, type ProjectSpec, type TestProject } from '../helpers/project';
-import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+import { migration, type ProjectSpec } from '../helpers/project';
+import { eventually, replayWorkflows } from '../helpers/stack';
+import { useSuite } from '../helpers/suite';
 
 // Seed 000: a foreign key added before the referenced table was backfilled.
 const APP_SCHEMA = `
@@ -21,30 +22,19 @@ const MIGRATIONS = {
 };
 
 describe('a migration that fails for a reason retrying cannot fix', () => {
-  let stack: Stack;
-  const projects: TestProject[] = [];
-  const workflowIds: string[] = [];
-
-  beforeAll(async () => {
-    stack = await createStack();
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await Promise.all(projects.map((project) => project.cleanup()));
-  });
+  const suite = useSuite();
 
   async function startBlocked(prefix: string, spec: Omit<ProjectSpec, 'migrations'>, migrations: Record<string, string> = MIGRATIONS) {
-    const project = await createProject(prefix, { ...spec, migrations });
-    projects.push(project);
+    const project = await suite.project(prefix, { ...spec, migrations });
     const [first] = spec.environments;
     for (const environment of spec.environments) await query(project.urls[environment.name], APP_SCHEMA);
     await query(project.urls[first.name], ORPHANS);
-    const taskQueue = stack.newTaskQueue();
-    await stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(stack.client, project.config, { requestedBy: 'dave', taskQueue });
-    workflowIds.push(handle.workflowId);
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
+    suite.workflowIds.push(handle.workflowId);
     const blocked = await eventually(async () => {
-      const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+      const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
       return snapshot.stage === 'blocked' && snapshot;
     }, 'the pipeline to block');
     return { project, handle, blocked };
@@ -64,17 +54,17 @@ describe('a migration that fails for a reason retrying cannot fix', () => {
     expect(failures).toEqual([{ outcome: 'failed' }]);
 
     // A retry before the data is fixed fails the same way and blocks again.
-    await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry', comment: 'try once more' });
+    await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry', comment: 'try once more' });
     await eventually(async () => {
-      const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+      const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
       return snapshot.stage === 'blocked' && snapshot.decisions.length === 1;
     }, 'the second block');
 
     await query(project.urls['fk-staging'], 'INSERT INTO ci_runners VALUES (3), (4)');
-    const answer = await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry', comment: 'runners backfilled' });
+    const answer = await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry', comment: 'runners backfilled' });
     expect(answer).toEqual({ accepted: true, reason: 'resolved: retry' });
-    await eventually(async () => (await pipelineStatus(stack.client, handle.workflowId)).stage === 'waiting-approval', 'the production gate');
-    await sendDecision(stack.client, handle.workflowId, 'approve', { user: 'carol', role: 'release-manager' });
+    await eventually(async () => (await pipelineStatus(suite.stack.client, handle.workflowId)).stage === 'waiting-approval', 'the production gate');
+    await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: 'carol', role: 'release-manager' });
     const result = await handle.result();
     expect(result.stage).toBe('complete');
     expect(result.results.map((environment) => environment.migrations.map((m) => m.outcome))).toEqual([
@@ -93,7 +83,7 @@ describe('a migration that fails for a reason retrying cannot fix', () => {
   it('mark-complete records the failed migration as applied without running it, and the pipeline goes on', async () => {
     const { project, handle } = await startBlocked('fkmark', { environments: [{ name: 'mark-env' }] });
     const url = project.urls['mark-env'];
-    await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'bob', action: 'mark-complete', comment: 'done by hand in CR-7' });
+    await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'bob', action: 'mark-complete', comment: 'done by hand in CR-7' });
     const result = await handle.result();
     expect(result.stage).toBe('complete');
     expect(result.results[0].migrations.map((m) => [m.version, m.outcome])).toEqual([
@@ -110,17 +100,17 @@ describe('a migration that fails for a reason retrying cannot fix', () => {
 
   it('abort ends the pipeline failed and applies nothing more', async () => {
     const { project, handle } = await startBlocked('fkabort', { environments: [{ name: 'abort-staging' }, { name: 'abort-production' }] });
-    await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'abort', comment: 'needs a fix in the app' });
+    await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'abort', comment: 'needs a fix in the app' });
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((failure as WorkflowFailedError).cause?.message).toMatch(/^aborted by alice: /);
-    const snapshot: PipelineStatus = await pipelineStatus(stack.client, handle.workflowId);
+    const snapshot: PipelineStatus = await pipelineStatus(suite.stack.client, handle.workflowId);
     expect(snapshot.stage).toBe('aborted');
     expect(await query(project.urls['abort-staging'], 'SELECT version FROM schema_migrations')).toEqual([]);
     expect(await query(project.urls['abort-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
   });
 
   it('replays every history it produced without nondeterminism', async () => {
-    expect(await replayWorkflows(stack, workflowIds)).toBe(workflowIds.length);
+    expect(await replayWorkflows(suite.stack, suite.workflowIds)).toBe(suite.workflowIds.length);
   });
 });

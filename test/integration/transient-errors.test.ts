@@ -1,9 +1,10 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pipelineStatus, startPipeline } from '../../cli/pipeline-client';
 import { query } from '../helpers/postgres';
-import { createProject, migration, type TestProject } from '../helpers/project';
-import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+import { migration } from '../helpers/project';
+import { eventually, replayWorkflows } from '../helpers/stack';
+import { useSuite } from '../helpers/suite';
 
 const LOCK_TIMEOUT_MS = 200;
 
@@ -14,21 +15,11 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 describe('transient database errors', () => {
-  let stack: Stack;
-  const projects: TestProject[] = [];
-  const workflowIds: string[] = [];
-
-  beforeAll(async () => {
-    stack = await createStack();
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await Promise.all(projects.map((project) => project.cleanup()));
-  });
+  const suite = useSuite();
 
   it('retries a migration that hits a real deadlock and applies it exactly once', async () => {
     // lock_timeout above deadlock_timeout (1s), so PostgreSQL's deadlock detector decides, not the lock timeout.
-    const project = await createProject('deadlock', {
+    const project = await suite.project('deadlock', {
       environments: [{ name: 'deadlock-env' }],
       lockTimeout: '5s',
       migrations: {
@@ -37,7 +28,6 @@ describe('transient database errors', () => {
         ),
       },
     });
-    projects.push(project);
     const url = project.urls['deadlock-env'];
     await query(url, `CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL); INSERT INTO counters VALUES (1, 0);
                       CREATE TABLE runners (id int PRIMARY KEY, touched int NOT NULL); INSERT INTO runners VALUES (1, 0);`);
@@ -47,10 +37,10 @@ describe('transient database errors', () => {
     await other.query('BEGIN');
     await other.query('UPDATE runners SET touched = touched + 100 WHERE id = 1');
 
-    const taskQueue = stack.newTaskQueue();
-    await stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(stack.client, project.config, { requestedBy: 'dave', taskQueue });
-    workflowIds.push(handle.workflowId);
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
+    suite.workflowIds.push(handle.workflowId);
 
     const applierPid = await eventually(async () => {
       const rows = await query<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND cardinality(pg_blocking_pids(pid)) > 0 AND query LIKE 'UPDATE runners%'`);
@@ -75,12 +65,11 @@ describe('transient database errors', () => {
   });
 
   it('never stalls readers longer than lock_timeout + 100 ms while a blocker holds the table, names the blocker, and commits within a second of it ending', async () => {
-    const project = await createProject('lockwait', {
+    const project = await suite.project('lockwait', {
       environments: [{ name: 'lockwait-env' }],
       lockTimeout: `${LOCK_TIMEOUT_MS}ms`,
       migrations: { '20240201000002_add_column_to_hot_table.sql': migration('ALTER TABLE hot ADD COLUMN note text;') },
     });
-    projects.push(project);
     const url = project.urls['lockwait-env'];
     await query(url, `CREATE TABLE hot (id int PRIMARY KEY, v int); INSERT INTO hot SELECT g, g FROM generate_series(1, 100) g;`);
 
@@ -105,13 +94,13 @@ describe('transient database errors', () => {
       }
     });
 
-    const taskQueue = stack.newTaskQueue();
-    await stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(stack.client, project.config, { requestedBy: 'dave', taskQueue });
-    workflowIds.push(handle.workflowId);
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
+    suite.workflowIds.push(handle.workflowId);
 
     const waiting = await eventually(async () => {
-      const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+      const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
       return snapshot.waitingFor?.includes(`pid ${blockerPid}`) && snapshot;
     }, 'the status to name the blocking pid');
     expect(waiting.waitingFor).toContain('idle in transaction');
@@ -136,6 +125,6 @@ describe('transient database errors', () => {
   });
 
   it('replays every history it produced without nondeterminism', async () => {
-    expect(await replayWorkflows(stack, workflowIds)).toBe(workflowIds.length);
+    expect(await replayWorkflows(suite.stack, suite.workflowIds)).toBe(suite.workflowIds.length);
   });
 });
