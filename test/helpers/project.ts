@@ -14,6 +14,7 @@ export interface ProjectSpec {
   maxWait?: string;
   recheckInterval?: string;
   webhookUrl?: string;
+  changeLocks?: { start: string; end: string; reason: string }[];
   /** Put into every database URL (trust auth ignores it), so tests can prove it never leaks. */
   password?: string;
 }
@@ -61,6 +62,7 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
     `lockRetry: { lockTimeout: ${spec.lockTimeout ?? '200ms'}, statementTimeout: 1m, maxWait: ${spec.maxWait ?? '5m'} }`,
     `productionChecks: { recheckInterval: ${spec.recheckInterval ?? '1s'} }`,
     ...(spec.webhookUrl ? ['notifications:', `  webhookUrl: ${spec.webhookUrl}`] : []),
+    ...(spec.changeLocks ? ['changeLocks:', ...spec.changeLocks.map((lock) => `  - { start: "${lock.start}", end: "${lock.end}", reason: ${JSON.stringify(lock.reason)} }`)] : []),
   ].join('\n');
   const configPath = join(dir, 'dbchange.yaml');
   writeFileSync(configPath, `${yaml}\n`);

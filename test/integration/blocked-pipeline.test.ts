@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
@@ -108,6 +110,34 @@ describe('a migration that fails for a reason retrying cannot fix', () => {
     expect(snapshot.stage).toBe('aborted');
     expect(await query(project.urls['abort-staging'], 'SELECT version FROM schema_migrations')).toEqual([]);
     expect(await query(project.urls['abort-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('blocks on a failing QA gate with its output, and runs QA again on retry', async () => {
+    const project = await suite.project('qafail', {
+      environments: [
+        { name: 'qa-staging', qa: 'if [ -f qa-fixed ]; then echo "QA green"; else echo "plan_limits page returns 500"; exit 3; fi' },
+        { name: 'qa-production' },
+      ],
+      migrations: { '20240301000003_create_plan_limits.sql': migration('CREATE TABLE plan_limits (id bigint PRIMARY KEY);') },
+    });
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
+    suite.workflowIds.push(handle.workflowId);
+    const blocked = await eventually(async () => {
+      const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
+      return snapshot.stage === 'blocked' && snapshot;
+    }, 'the QA gate to block');
+    expect(blocked.lastError).toBe('QA on qa-staging exited 3: plan_limits page returns 500');
+    expect(blocked.results[0].qa).toMatchObject({ passed: false, exitCode: 3, timedOut: false });
+    expect(await query(project.urls['qa-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
+
+    writeFileSync(join(project.dir, 'qa-fixed'), '');
+    await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry' });
+    const result = await handle.result();
+    expect(result.stage).toBe('complete');
+    expect(result.results[0].qa).toMatchObject({ passed: true, exitCode: 0, outputTail: 'QA green\n' });
+    expect(await query(project.urls['qa-production'], 'SELECT version FROM schema_migrations')).toEqual([{ version: '20240301000003' }]);
   });
 
   it('replays every history it produced without nondeterminism', async () => {

@@ -113,6 +113,30 @@ describe('production checks and incidents', () => {
     expect(closed).toMatchObject({ code: 0, stdout: `closed ${SEV3.workflowId}\n` });
   });
 
+  it('a change-lock window holds the pipeline until it ends', async () => {
+    const now = Date.now();
+    const lockProject = await createProject('lock', {
+      environments: [{ name: 'lock-env' }],
+      migrations: { '20240501000003_create_lock_jobs.sql': migration('CREATE TABLE lock_jobs (id bigint PRIMARY KEY);') },
+      changeLocks: [{ start: new Date(now - 60_000).toISOString(), end: new Date(now + 4_000).toISOString(), reason: 'holiday change lock' }],
+    });
+    try {
+      await stack.startWorker(lockProject.config, target.taskQueue + '-lock');
+      const handle = await startPipeline(stack.client, lockProject.config, { requestedBy: 'dave', taskQueue: target.taskQueue + '-lock' });
+      const held = await eventually(async () => {
+        const snapshot = await pipelineStatus(stack.client, handle.workflowId);
+        return snapshot.stage === 'waiting-checks' && snapshot;
+      }, 'the change lock to hold the pipeline');
+      expect(held.waitingFor).toContain('holiday change lock');
+      const result = await handle.result();
+      expect(result.stage).toBe('complete');
+      expect(Date.now()).toBeGreaterThanOrEqual(now + 4_000);
+      expect(await query(lockProject.urls['lock-env'], 'SELECT version FROM schema_migrations')).toEqual([{ version: '20240501000003' }]);
+    } finally {
+      await lockProject.cleanup();
+    }
+  });
+
   it('replays the pipeline and incident histories it produced without nondeterminism', async () => {
     // Two pipeline runs under one id, and the two incidents.
     expect(await replayWorkflows(stack, [WORKFLOW_ID, SEV2.workflowId, SEV3.workflowId])).toBe(4);
