@@ -90,7 +90,7 @@ export interface AppliedState {
 }
 
 /** What a database says has run. A database that never saw dbchange has run nothing. */
-export async function readAppliedState(db: pg.Pool | pg.PoolClient): Promise<AppliedState> {
+export async function readAppliedState(db: pg.Pool | pg.ClientBase): Promise<AppliedState> {
   const exists = await db.query<{ migrations: string | null; ledger: string | null }>(
     `SELECT to_regclass($1) AS migrations, to_regclass($2) AS ledger`,
     [SCHEMA_MIGRATIONS_TABLE, LEDGER_TABLE],

@@ -1,7 +1,7 @@
 // Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
-import { readMigrationDir, type MigrationFile } from '../core/migration-dir';
+import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
 import { comparePending, describeEdited } from '../core/pending';
 import type { MigrationOutcome, QaResult } from '../core/pipeline';
@@ -41,9 +41,10 @@ export interface MigrationRef {
 export function createActivities(config: DbChangeConfig, pools = new DatabasePools()) {
   const environmentNamed = (name: string): EnvironmentConfig => selectEnvironments(config, [name])[0];
 
-  const migrationFiles = (): MigrationFile[] => {
+  /** Reads migration files, turning a bad file into a non-retryable failure that names it. */
+  const readMigrations = <T>(read: (dir: string) => T): T => {
     try {
-      return readMigrationDir(config.migrations.postDeploy);
+      return read(config.migrations.postDeploy);
     } catch (error) {
       if (error instanceof MigrationFileError) {
         throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
@@ -53,7 +54,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
   };
 
   const migrationFor = (ref: MigrationRef): MigrationFile => {
-    const file = migrationFiles().find((migration) => migration.version === ref.version);
+    const file = readMigrations((dir) => readMigrationVersion(dir, ref.version));
     if (!file) {
       throw ApplicationFailure.create({
         type: MIGRATION_NOT_FOUND,
@@ -85,7 +86,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     },
 
     async listPendingMigrations(environment: string): Promise<PendingMigration[]> {
-      const files = migrationFiles();
+      const files = readMigrations(readMigrationDir);
       const report = comparePending(files, await readAppliedState(pools.pool(environmentNamed(environment))));
       if (report.edited.length > 0) {
         throw ApplicationFailure.create({

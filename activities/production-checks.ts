@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import { activeChangeLock } from '../core/change-lock';
 import type { ChangeLockWindow } from '../core/config';
 import { BLOCKING_SEVERITY, INCIDENT_WORKFLOW_TYPE } from '../core/incident';
+import { SEVERITY } from '../core/search-attributes';
 
 export interface ProductionCheckResult {
   ok: boolean;
@@ -21,8 +22,7 @@ export async function runProductionChecks(
     query: `WorkflowType = '${INCIDENT_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND DbChangeSeverity <= ${BLOCKING_SEVERITY}`,
   });
   for await (const incident of incidents) {
-    const severity = incident.typedSearchAttributes.getAll().find((pair) => pair.key.name === 'DbChangeSeverity')?.value;
-    reasons.push(`active severity ${String(severity ?? '?')} incident ${incident.workflowId}`);
+    reasons.push(`active severity ${incident.typedSearchAttributes.get(SEVERITY) ?? '?'} incident ${incident.workflowId}`);
   }
   const changes = client.workflow.list({
     query: `WorkflowType = 'changeRequest' AND ExecutionStatus = 'Running' AND DbChangeCriticality IN ('C1', 'C2') AND DbChangeEnvironment = '${environment}'`,

@@ -3,15 +3,9 @@ import type { Client } from '@temporalio/client';
 import type { PipelineStatus } from '../core/pipeline';
 import { createLiveLine } from './output';
 import { isFinal, pipelineStatus } from './pipeline-client';
+import { describeProgress } from './snapshot-text';
 
 const POLL_MS = 1_000;
-
-export function describeProgress(snapshot: PipelineStatus): string {
-  const where = [snapshot.environment, snapshot.migration && `migration ${snapshot.migration.index} of ${snapshot.migration.total} (${snapshot.migration.version})`]
-    .filter(Boolean)
-    .join(', ');
-  return `[${snapshot.stage}]${where ? ` ${where}` : ''}${snapshot.waitingFor ? `: ${snapshot.waitingFor}` : ''}`;
-}
 
 export async function followPipeline(client: Client, workflowId: string): Promise<PipelineStatus> {
   const line = createLiveLine();

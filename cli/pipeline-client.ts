@@ -7,6 +7,7 @@ import { incidentWorkflowId, INCIDENT_WORKFLOW_TYPE, type IncidentInput } from '
 import { FINAL_STAGES, PIPELINE_WORKFLOW_TYPE, pipelineWorkflowId, type PipelineInput, type PipelineStatus } from '../core/pipeline';
 import { approveUpdate, closeIncident, rejectUpdate, resolveUpdate, status, type DecisionAnswer } from '../workflows/messages';
 import type { postDeployMigrationPipeline } from '../workflows/pipeline';
+import { STATUS } from '../core/search-attributes';
 import { CliError, EXIT } from './output';
 
 export interface StartPipelineOptions {
@@ -92,11 +93,10 @@ export interface PipelineListing {
 export async function listPipelines(client: Client, limit = 20): Promise<PipelineListing[]> {
   const listings: PipelineListing[] = [];
   for await (const execution of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW_TYPE}'`, pageSize: limit })) {
-    const dbStatus = execution.typedSearchAttributes.getAll().find((pair) => pair.key.name === 'DbChangeStatus')?.value;
     listings.push({
       workflowId: execution.workflowId,
       runId: execution.runId,
-      status: typeof dbStatus === 'string' ? dbStatus : execution.status.name.toLowerCase(),
+      status: execution.typedSearchAttributes.get(STATUS) ?? execution.status.name.toLowerCase(),
       startTime: execution.startTime,
       closeTime: execution.closeTime,
     });

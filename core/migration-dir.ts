@@ -14,16 +14,26 @@ export function checksumOf(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-export function readMigrationDir(dir: string): MigrationFile[] {
+function sqlFileNames(dir: string): string[] {
   if (!existsSync(dir)) throw new MigrationFileError(dir, 'migrations folder not found; check migrations.postDeploy in dbchange.yaml');
-  const migrations = readdirSync(dir)
-    .filter((fileName) => fileName.endsWith('.sql'))
-    .sort()
-    .map((fileName) => {
-      const path = join(dir, fileName);
-      const text = readFileSync(path, 'utf8');
-      return { ...parseMigrationSource(fileName, text), path, checksum: checksumOf(text) };
-    });
+  return readdirSync(dir).filter((fileName) => fileName.endsWith('.sql')).sort();
+}
+
+function readMigrationFile(dir: string, fileName: string): MigrationFile {
+  const path = join(dir, fileName);
+  const text = readFileSync(path, 'utf8');
+  return { ...parseMigrationSource(fileName, text), path, checksum: checksumOf(text) };
+}
+
+export function readMigrationDir(dir: string): MigrationFile[] {
+  const migrations = sqlFileNames(dir).map((fileName) => readMigrationFile(dir, fileName));
   checkUniqueVersions(migrations);
   return migrations.sort((a, b) => a.version.localeCompare(b.version));
+}
+
+/** The one file with this version, read alone: applying a migration need not re-read the whole folder. */
+export function readMigrationVersion(dir: string, version: string): MigrationFile | undefined {
+  const matches = sqlFileNames(dir).filter((fileName) => fileName.startsWith(`${version}_`));
+  checkUniqueVersions(matches.map((fileName) => ({ version, fileName })));
+  return matches.length === 1 ? readMigrationFile(dir, matches[0]) : undefined;
 }

@@ -61,6 +61,7 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   for (const [index, environment] of plan.environments.entries()) {
     if (environment.approval) await passApprovalGate(board, desk, environment.name, environment.approval);
     await waitForProductionChecks(board, plan, environment.name);
+    // Listed again here, not taken from the first look: hours and an approval may have passed since.
     const pending = await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
     await applyAll(board, desk, environment.name, pending ?? []);
     if (environment.qa) await passQaGate(board, desk, environment.name);

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import type { PipelineStatus } from '../../core/pipeline';
 import type { CommandContext } from '../context';
 import { currentUser } from '../context';
-import { describeProgress, followPipeline } from '../follow';
+import { followPipeline } from '../follow';
+import { snapshotLines } from '../snapshot-text';
 import { EXIT, printJson, progress } from '../output';
 import { listPipelines, pipelineStatus, startPipeline } from '../pipeline-client';
 
@@ -71,22 +72,6 @@ function exitCodeFor(snapshot: PipelineStatus): number {
 }
 
 function printSnapshot(workflowId: string, snapshot: PipelineStatus, json?: boolean): void {
-  if (json) {
-    printJson('pdm-status', { workflowId, status: snapshot });
-    return;
-  }
-  const lines = [`${workflowId}  ${describeProgress(snapshot)}`];
-  if (snapshot.summary) lines.push(`  ${snapshot.summary}`);
-  for (const result of snapshot.results) {
-    const counts = new Map<string, number>();
-    for (const migration of result.migrations) counts.set(migration.outcome, (counts.get(migration.outcome) ?? 0) + 1);
-    const migrations = [...counts].map(([outcome, count]) => `${count} ${outcome}`).join(', ') || 'nothing applied';
-    const qa = result.qa ? `; QA ${result.qa.passed ? 'passed' : 'failed'} in ${Math.round(result.qa.durationMs / 100) / 10}s` : '';
-    lines.push(`  ${result.environment.padEnd(14)} ${migrations}${qa}${result.done ? '' : ' (not finished)'}`);
-  }
-  for (const decision of snapshot.decisions) {
-    lines.push(`  ${decision.at} ${decision.kind} by ${decision.user}${decision.role ? ` as ${decision.role}` : ''}: ${decision.accepted ? 'accepted' : 'REFUSED'} — ${decision.reason ?? ''}`);
-  }
-  if (snapshot.lastError && snapshot.stage === 'blocked') lines.push(`  last error: ${snapshot.lastError}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
+  if (json) printJson('pdm-status', { workflowId, status: snapshot });
+  else process.stdout.write(`${snapshotLines(workflowId, snapshot).join('\n')}\n`);
 }

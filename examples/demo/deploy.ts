@@ -1,6 +1,7 @@
 // What a deploy does before the new version starts, outside dbchange: regular migrations, recorded in schema_migrations.
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { readAppliedState } from '../../activities/db';
 import { readMigrationDir } from '../../core/migration-dir';
 
 /** Applies the migrations in `dir` that `schema_migrations` lacks, in version order; returns their versions. */
@@ -28,11 +29,8 @@ export async function runSqlFile(url: string, file: string): Promise<void> {
 
 /** The versions among `versions` that schema_migrations does not record. */
 export async function missingVersions(url: string, versions: string[]): Promise<string[]> {
-  return withClient(url, async (client) => {
-    const { rows } = await client.query<{ version: string }>('SELECT version FROM schema_migrations');
-    const applied = new Set(rows.map((row) => row.version));
-    return versions.filter((version) => !applied.has(version));
-  });
+  const applied = await withClient(url, readAppliedState);
+  return versions.filter((version) => !applied.versions.has(version));
 }
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {

@@ -1,13 +1,12 @@
 // Follows a pipeline through its `status` query: a stderr line per stage change and per migration outcome.
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { pipelineStatus } from '../../cli/pipeline-client';
+import { describeProgress } from '../../cli/snapshot-text';
 import type { PipelineStatus } from '../../core/pipeline';
 
 const POLL_MS = 250;
 
 export interface FollowOptions {
-  /** Pending migrations per environment when the pipeline started, for "n of m". */
-  pending: Record<string, number>;
   /** Called once, the first time the pipeline waits for an approval. */
   onApprovalWait(snapshot: PipelineStatus): Promise<void>;
   print(line: string): void;
@@ -35,7 +34,7 @@ async function follow(client: Client, handle: WorkflowHandle, options: FollowOpt
   let lastStage = '';
   let approvalAsked = false;
   const show = (snapshot: PipelineStatus) => {
-    for (const line of outcomeLines(snapshot, options.pending)) {
+    for (const line of outcomeLines(snapshot)) {
       if (printed.has(line)) continue;
       printed.add(line);
       options.print(line);
@@ -59,22 +58,13 @@ async function follow(client: Client, handle: WorkflowHandle, options: FollowOpt
   return final;
 }
 
-function outcomeLines(snapshot: PipelineStatus, pending: Record<string, number>): string[] {
+function outcomeLines(snapshot: PipelineStatus): string[] {
   return snapshot.results.flatMap(({ environment, migrations, qa }) => [
-    ...migrations.map(
-      (migration, index) =>
-        `[${environment}] migration ${index + 1} of ${pending[environment] ?? migrations.length}: ${migration.version}_${migration.name} ${migration.outcome} in ${migration.durationMs} ms`,
-    ),
+    ...migrations.map((migration) => `[${environment}] ${migration.version}_${migration.name} ${migration.outcome} in ${migration.durationMs} ms`),
     ...(qa ? [`[${environment}] QA ${qa.passed ? 'passed' : 'failed'} in ${qa.durationMs} ms`] : []),
   ]);
 }
 
 function stageLine(snapshot: PipelineStatus): string {
-  if (snapshot.summary) return `${snapshot.stage}: ${snapshot.summary}`;
-  const where = snapshot.environment ? `[${snapshot.environment}] ` : '';
-  if (snapshot.stage === 'applying' && snapshot.migration) {
-    const { index, total, version, name } = snapshot.migration;
-    return `${where}applying migration ${index} of ${total}: ${version}_${name}${snapshot.waitingFor ? ` (${snapshot.waitingFor})` : ''}`;
-  }
-  return `${where}${snapshot.waitingFor ?? snapshot.stage}`;
+  return snapshot.summary ? `${snapshot.stage}: ${snapshot.summary}` : describeProgress(snapshot);
 }

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { startPipeline } from '../../cli/pipeline-client';
+import { snapshotLines } from '../../cli/snapshot-text';
 import type { DbChangeConfig } from '../../core/config';
 import { loadConfig } from '../../core/config-file';
 import { readMigrationDir } from '../../core/migration-dir';
@@ -16,7 +17,6 @@ import { applyRegularMigrations, missingVersions, runSqlFile } from './deploy';
 import { startDemoPostgres } from './embedded-db';
 import { followPipeline } from './follow';
 import { freePort } from './ports';
-import { summaryLines } from './summary';
 
 // Compiled code runs from dist/examples/demo, sources from examples/demo: both find the repository root.
 const ROOT = resolve(__dirname, '../..', __dirname.includes('/dist/') ? '..' : '');
@@ -71,13 +71,10 @@ async function runDemo(): Promise<number> {
   const client = new Client({ connection, namespace: 'default' });
 
   const postDeploy = readMigrationDir(config.migrations.postDeploy).map((migration) => migration.version);
-  const pending: Record<string, number> = {};
-  for (const environment of ENVIRONMENTS) pending[environment] = (await missingVersions(postgres.urlOf(environment), postDeploy)).length;
   const handle = await startPipeline(client, config, { requestedBy: REQUESTED_BY, packageVersion: PACKAGE_VERSION, taskQueue: taskQueue() });
   say(`pipeline: ${REQUESTED_BY} started ${handle.workflowId} for package ${PACKAGE_VERSION} (${postDeploy.length} post-deploy migrations)`);
   const result = await Promise.race([
     followPipeline(client, handle, {
-      pending,
       signal: interrupt.signal,
       print: (line) => say(`pipeline: ${line}`),
       onApprovalWait: () => approveInChat(server.address, handle.workflowId),
@@ -85,7 +82,7 @@ async function runDemo(): Promise<number> {
     worker.stopped.then(() => Promise.reject(new Error('the worker stopped before the pipeline ended'))),
   ]);
 
-  console.log(`\n${summaryLines(handle.workflowId, result).join('\n')}\n`);
+  console.log(`\n${snapshotLines(handle.workflowId, result).join('\n')}\n`);
   let complete = result.stage === 'complete';
   for (const environment of ENVIRONMENTS) {
     const missing = await missingVersions(postgres.urlOf(environment), postDeploy);

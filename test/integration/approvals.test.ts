@@ -1,6 +1,6 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import { pipelineStatus, sendDecision } from '../../cli/pipeline-client';
 import { CliError, EXIT } from '../../cli/output';
 import { approve } from '../../workflows/messages';
 import { query } from '../helpers/postgres';
@@ -18,11 +18,8 @@ describe('approval gates', () => {
       environments: [{ name: `${prefix}-staging` }, { name: `${prefix}-production`, approvalRoles: ['release-manager'], approvalTimeout }],
       migrations: MIGRATIONS,
     });
-    const taskQueue = suite.stack.newTaskQueue();
-    await suite.stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'carol', taskQueue });
-    suite.workflowIds.push(handle.workflowId);
-    await eventually(async () => (await pipelineStatus(suite.stack.client, handle.workflowId)).stage === 'waiting-approval', 'the approval gate');
+    const handle = await suite.startPipeline(project, 'carol');
+    await suite.waitForStage(handle.workflowId, 'waiting-approval');
     return { project, handle };
   }
 

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import { pipelineStatus, sendDecision } from '../../cli/pipeline-client';
 import type { PipelineStatus } from '../../core/pipeline';
 import { query } from '../helpers/postgres';
 import { migration, type ProjectSpec } from '../helpers/project';
@@ -31,14 +31,8 @@ describe('a migration that fails for a reason retrying cannot fix', () => {
     const [first] = spec.environments;
     for (const environment of spec.environments) await query(project.urls[environment.name], APP_SCHEMA);
     await query(project.urls[first.name], ORPHANS);
-    const taskQueue = suite.stack.newTaskQueue();
-    await suite.stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
-    suite.workflowIds.push(handle.workflowId);
-    const blocked = await eventually(async () => {
-      const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
-      return snapshot.stage === 'blocked' && snapshot;
-    }, 'the pipeline to block');
+    const handle = await suite.startPipeline(project);
+    const blocked = await suite.waitForStage(handle.workflowId, 'blocked');
     return { project, handle, blocked };
   }
 
@@ -65,7 +59,7 @@ describe('a migration that fails for a reason retrying cannot fix', () => {
     await query(project.urls['fk-staging'], 'INSERT INTO ci_runners VALUES (3), (4)');
     const answer = await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'retry', comment: 'runners backfilled' });
     expect(answer).toEqual({ accepted: true, reason: 'resolved: retry' });
-    await eventually(async () => (await pipelineStatus(suite.stack.client, handle.workflowId)).stage === 'waiting-approval', 'the production gate');
+    await suite.waitForStage(handle.workflowId, 'waiting-approval');
     await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: 'carol', role: 'release-manager' });
     const result = await handle.result();
     expect(result.stage).toBe('complete');
@@ -120,14 +114,8 @@ describe('a migration that fails for a reason retrying cannot fix', () => {
       ],
       migrations: { '20240301000003_create_plan_limits.sql': migration('CREATE TABLE plan_limits (id bigint PRIMARY KEY);') },
     });
-    const taskQueue = suite.stack.newTaskQueue();
-    await suite.stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
-    suite.workflowIds.push(handle.workflowId);
-    const blocked = await eventually(async () => {
-      const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
-      return snapshot.stage === 'blocked' && snapshot;
-    }, 'the QA gate to block');
+    const handle = await suite.startPipeline(project);
+    const blocked = await suite.waitForStage(handle.workflowId, 'blocked');
     expect(blocked.lastError).toBe('QA on qa-staging exited 3: plan_limits page returns 500');
     expect(blocked.results[0].qa).toMatchObject({ passed: false, exitCode: 3, timedOut: false });
     expect(await query(project.urls['qa-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { pipelineStatus, startPipeline } from '../../cli/pipeline-client';
+import { pipelineStatus } from '../../cli/pipeline-client';
 import { query } from '../helpers/postgres';
 import { migration } from '../helpers/project';
 import { eventually, replayWorkflows } from '../helpers/stack';
@@ -37,10 +37,7 @@ describe('transient database errors', () => {
     await other.query('BEGIN');
     await other.query('UPDATE runners SET touched = touched + 100 WHERE id = 1');
 
-    const taskQueue = suite.stack.newTaskQueue();
-    await suite.stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
-    suite.workflowIds.push(handle.workflowId);
+    const handle = await suite.startPipeline(project);
 
     const applierPid = await eventually(async () => {
       const rows = await query<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND cardinality(pg_blocking_pids(pid)) > 0 AND query LIKE 'UPDATE runners%'`);
@@ -94,10 +91,7 @@ describe('transient database errors', () => {
       }
     });
 
-    const taskQueue = suite.stack.newTaskQueue();
-    await suite.stack.startWorker(project.config, taskQueue);
-    const handle = await startPipeline(suite.stack.client, project.config, { requestedBy: 'dave', taskQueue });
-    suite.workflowIds.push(handle.workflowId);
+    const handle = await suite.startPipeline(project);
 
     const waiting = await eventually(async () => {
       const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);

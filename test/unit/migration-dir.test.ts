@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checksumOf, readMigrationDir } from '../../core/migration-dir';
+import { checksumOf, readMigrationDir, readMigrationVersion } from '../../core/migration-dir';
 import { MigrationFileError } from '../../core/migration-files';
 
 let dir: string;
@@ -116,5 +116,28 @@ describe('readMigrationDir', () => {
     writeFileSync(join(dir, 'archive', '20200101000000_old.sql'), migration('SELECT 0;'));
     write('20240101000000_a.sql', migration('SELECT 1;'));
     expect(readMigrationDir(dir).map((m) => m.fileName)).toEqual(['20240101000000_a.sql']);
+  });
+});
+
+describe('readMigrationVersion', () => {
+  it('reads only the file with that version, with the same fields and checksum as the folder read', () => {
+    write('20240101000000_create_runners.sql', migration('CREATE TABLE runners (id int);'));
+    write('20240102000000_create_machines.sql', migration('CREATE TABLE machines (id int);'));
+    write('20240103000000_broken.sql', 'no sections at all');
+    const one = readMigrationVersion(dir, '20240102000000');
+    expect(one?.fileName).toBe('20240102000000_create_machines.sql');
+    expect(one?.checksum).toBe(checksumOf(migration('CREATE TABLE machines (id int);')));
+    expect(one?.up).toBe('CREATE TABLE machines (id int);');
+  });
+
+  it('returns undefined for a version no file has', () => {
+    write('20240101000000_create_runners.sql', migration('SELECT 1;'));
+    expect(readMigrationVersion(dir, '20240109000000')).toBeUndefined();
+  });
+
+  it('refuses two files with that version', () => {
+    write('20240101000000_add_column.sql', migration('SELECT 1;'));
+    write('20240101000000_add_index.sql', migration('SELECT 2;'));
+    expect(() => readMigrationVersion(dir, '20240101000000')).toThrow(/duplicate version 20240101000000/);
   });
 });

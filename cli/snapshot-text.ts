@@ -1,0 +1,34 @@
+// A pipeline snapshot as a release manager reads it: where it stands, each migration, QA, every decision.
+import type { PipelineStatus } from '../core/pipeline';
+
+export function describeProgress(snapshot: PipelineStatus): string {
+  const where = [snapshot.environment, snapshot.migration && `migration ${snapshot.migration.index} of ${snapshot.migration.total} (${snapshot.migration.version})`]
+    .filter(Boolean)
+    .join(', ');
+  return `[${snapshot.stage}]${where ? ` ${where}` : ''}${snapshot.waitingFor ? `: ${snapshot.waitingFor}` : ''}`;
+}
+
+export function snapshotLines(workflowId: string, snapshot: PipelineStatus): string[] {
+  const lines = [`${workflowId}: ${snapshot.summary ? `${snapshot.stage} (${snapshot.summary})` : describeProgress(snapshot)}`];
+  for (const environment of snapshot.results) {
+    lines.push(`  ${environment.environment}${environment.done ? '' : ' (not finished)'}`);
+    for (const migration of environment.migrations) {
+      const retries = migration.lockRetries ? `, ${migration.lockRetries} lock retries` : '';
+      lines.push(`    ${migration.version}_${migration.name}: ${migration.outcome} in ${migration.durationMs} ms${retries}`);
+    }
+    if (environment.qa) {
+      const qa = environment.qa;
+      const lastLine = qa.outputTail.trim().split('\n').pop() ?? '';
+      lines.push(`    QA \`${qa.command}\`: ${qa.passed ? 'passed' : 'failed'} in ${qa.durationMs} ms: ${lastLine}`);
+    }
+  }
+  if (snapshot.decisions.length > 0) lines.push('  decisions');
+  for (const decision of snapshot.decisions) {
+    const role = decision.role ? ` as ${decision.role}` : '';
+    const on = decision.environment ? ` for ${decision.environment}` : '';
+    const comment = decision.comment ? ` "${decision.comment}"` : '';
+    lines.push(`    ${decision.at} ${decision.user} ${decision.kind}${role}${on}: ${decision.accepted ? 'accepted' : 'REFUSED'} (${decision.reason ?? ''})${comment}`);
+  }
+  if (snapshot.lastError && snapshot.stage === 'blocked') lines.push(`  last error: ${snapshot.lastError}`);
+  return lines;
+}
