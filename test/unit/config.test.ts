@@ -69,6 +69,7 @@ describe('parseConfig', () => {
       webhookUrl: 'https://hooks.example.com/T000/B000',
       lockRetry: { lockTimeoutMs: 200, statementTimeoutMs: 900_000, maxWaitMs: 1_800_000 },
       changeLocks: [],
+      changeRequests: { approvals: { C1: ['eoc', 'manager'], C2: ['eoc', 'manager'], C3: ['reviewer'], C4: [] }, rollbackWindowMs: 86_400_000, approvalTimeoutMs: 86_400_000 },
       recheckIntervalMs: 60_000,
     } satisfies DbChangeConfig);
   });
@@ -235,7 +236,7 @@ notifications:
 
   it('refuses an environment without databaseUrl', () => {
     expect(problemsOf('migrations: { postDeploy: db }\nenvironments:\n  - name: staging\n')).toEqual([
-      'line 3: environments.0.databaseUrl: Invalid input: expected string, received undefined',
+      'line 3: environments.0.databaseUrl: missing: add it',
     ]);
   });
 
@@ -295,8 +296,8 @@ environments:
 
   it('reports both required sections of an empty file', () => {
     expect(problemsOf('')).toEqual([
-      'top level: migrations: Invalid input: expected object, received undefined',
-      'top level: environments: Invalid input: expected array, received undefined',
+      'top level: migrations: missing: add it',
+      'top level: environments: missing: add it',
     ]);
   });
 
