@@ -11,6 +11,11 @@ import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
 import { runQaCommand } from './qa-gate';
 import { applierProgress } from '../workflows/messages';
+import { ChangeRequestError, type ChangeRequest, type ChangeStep, type CheckStep, type SqlStep } from '../core/change-request';
+import { checkChangeRequestText } from '../core/change-request-file';
+import { requiredApprovals, stepSettings, type LockSettings } from '../core/change-steps';
+import { ConfigError } from '../core/config';
+import { rehearseSteps, runCheckStep, runSqlStep, type CheckResult, type RehearsalReport, type SqlStepResult, type StepRun } from './change-steps';
 
 export const APPLIED_MIGRATION_EDITED = 'AppliedMigrationEdited';
 export const INVALID_MIGRATION_FILE = 'InvalidMigrationFile';
@@ -23,6 +28,22 @@ export interface PipelinePlan {
   approvers: Record<string, string[]>;
   recheckIntervalMs: number;
 }
+
+/** What a change request needs in its history: the checked CR, who must approve, and timings. No secrets. */
+export interface ChangePlan {
+  changeRequest: ChangeRequest;
+  checksum: string;
+  /** Roles that must each approve, by different people, before the change starts. */
+  approvals: string[];
+  approvers: Record<string, string[]>;
+  approvalTimeoutMs: number;
+  rollbackWindowMs: number;
+  recheckIntervalMs: number;
+  /** The project's lock settings with the CR's own lockRetry on top; steps may override the timeouts. */
+  settings: LockSettings;
+}
+
+export const INVALID_CHANGE_REQUEST = 'InvalidChangeRequest';
 
 export interface PendingMigration {
   version: string;
@@ -148,6 +169,53 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
       const qa = environmentNamed(environment).qa;
       if (!qa) throw ApplicationFailure.create({ nonRetryable: true, message: `environment ${environment} has no qa command` });
       return runQaCommand(qa.command, qa.timeoutMs, environment, config.path);
+    },
+
+    /** Checks the CR text again on the worker: the checksum must match, and every environment must exist here. */
+    async planChangeRequest(input: { file: string; content: string; checksum: string }): Promise<ChangePlan> {
+      try {
+        const checked = await checkChangeRequestText(input.content, input.file);
+        if (checked.checksum !== input.checksum) {
+          throw new ChangeRequestError(input.file, [`checksum ${input.checksum} does not match the content (sha256 ${checked.checksum}); start the change from the file with \`dbchange cr execute\``]);
+        }
+        selectEnvironments(config, checked.changeRequest.environments);
+        return {
+          changeRequest: checked.changeRequest,
+          checksum: checked.checksum,
+          approvals: requiredApprovals(checked.changeRequest.criticality, config.changeRequests.approvals),
+          approvers: config.approvers,
+          approvalTimeoutMs: config.changeRequests.approvalTimeoutMs,
+          rollbackWindowMs: config.changeRequests.rollbackWindowMs,
+          recheckIntervalMs: config.recheckIntervalMs,
+          settings: stepSettings(config.lockRetry, checked.changeRequest.lockRetry),
+        };
+      } catch (error) {
+        if (error instanceof ChangeRequestError || error instanceof ConfigError) {
+          throw ApplicationFailure.create({ type: INVALID_CHANGE_REQUEST, nonRetryable: true, message: error.message });
+        }
+        throw error;
+      }
+    },
+
+    async runChangeSql(input: { run: StepRun; step: SqlStep; settings: LockSettings }): Promise<SqlStepResult> {
+      const context = Context.current();
+      const heartbeat = setInterval(() => context.heartbeat({ step: input.step.id }), HEARTBEAT_EVERY_MS);
+      try {
+        return await runSqlStep(pools.pool(environmentNamed(input.run.environment)), input.run, input.step, input.settings);
+      } finally {
+        clearInterval(heartbeat);
+      }
+    },
+
+    async runChangeCheck(input: { environment: string; step: CheckStep; settings: LockSettings }): Promise<CheckResult> {
+      return runCheckStep(pools.pool(environmentNamed(input.environment)), input.step, input.settings);
+    },
+
+    /** The dry run of one environment: the steps, then the rollback, in one transaction that is rolled back. */
+    async rehearseChange(input: { environment: string; steps: ChangeStep[]; rollback: ChangeStep[]; settings: LockSettings }): Promise<RehearsalReport> {
+      const settingsOf = (step: ChangeStep) => (step.kind === 'sql' ? stepSettings(input.settings, {}, step) : input.settings);
+      const phases = [{ phase: 'execute' as const, steps: input.steps }, { phase: 'rollback' as const, steps: input.rollback }];
+      return rehearseSteps(pools.pool(environmentNamed(input.environment)), input.environment, phases, settingsOf);
     },
 
     async notify(notification: Notification): Promise<void> {

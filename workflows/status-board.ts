@@ -1,5 +1,5 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
-import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DecisionRecord } from '../core/decisions';
 import {
   FINAL_STAGES,
@@ -11,14 +11,14 @@ import {
   type PipelineStatus,
   type QaResult,
 } from '../core/pipeline';
-import { ENVIRONMENT, KIND, PACKAGE, STATUS } from '../core/search-attributes';
+import { KIND, PACKAGE } from '../core/search-attributes';
+import { Visibility } from './visibility';
 
 const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa'];
 
 export class StatusBoard {
   private readonly state: PipelineStatus;
-  private publishedStatus = '';
-  private publishedEnvironment = '';
+  private readonly visibility = new Visibility();
 
   constructor(input: PipelineInput) {
     this.state = {
@@ -135,15 +135,6 @@ export class StatusBoard {
         .join(' · '),
       `stage: ${stage} · requested by ${requestedBy}${packageVersion ? ` · package ${packageVersion}` : ''}`,
     ];
-    setCurrentDetails(lines.filter(Boolean).join('\n\n'));
-    const status = RUNNING_STAGES.includes(stage) ? 'running' : stage;
-    if (status !== this.publishedStatus) {
-      upsertSearchAttributes([{ key: STATUS, value: status }]);
-      this.publishedStatus = status;
-    }
-    if (environment && environment !== this.publishedEnvironment) {
-      upsertSearchAttributes([{ key: ENVIRONMENT, value: environment }]);
-      this.publishedEnvironment = environment;
-    }
+    this.visibility.publish(lines, RUNNING_STAGES.includes(stage) ? 'running' : stage, environment);
   }
 }
