@@ -7,7 +7,7 @@ import { evaluateExpectation, shouldRun, stepLabel, type CheckResults, type Lock
 import { classifyPgError, describeSqlState, type PgErrorFields } from '../core/pg-errors';
 import { lineAt, splitStatements } from '../core/sql-statements';
 import { TRANSIENT_DATABASE_ERROR } from './apply-migration';
-import { describeBlocker, watchBlockers } from './blockers';
+import { blockersGone, describeBlocker, watchBlockers, type BlockingSession } from './blockers';
 import { CHANGE_LOG_TABLE, inApplierTransaction } from './db';
 
 export const CHANGE_STEP_FAILED = 'ChangeStepFailed';
@@ -26,6 +26,8 @@ export interface SqlStepResult {
   outcome: 'applied' | 'already-applied';
   durationMs: number;
   attempt: number;
+  /** Tries within this attempt that timed out on a lock and waited for the blocking session to finish. */
+  lockRetries: number;
 }
 
 export interface CheckResult {
@@ -35,18 +37,52 @@ export interface CheckResult {
   durationMs: number;
 }
 
+/** A statement failed; `blockers` are the sessions seen blocking it, so a lock timeout can wait for them to end. */
+class StatementFailed extends Error {
+  constructor(
+    readonly failure: ApplicationFailure,
+    readonly blockers: BlockingSession[],
+  ) {
+    super(failure.message);
+  }
+}
+
+const BLOCKER_POLL_MS = 50;
+const HEARTBEAT_EVERY_MS = 1_000;
+
+/**
+ * Runs an SQL step once. A lock or statement timeout caused by a session we saw is retried here, the moment that
+ * session's transaction ends (within lockRetry.maxWait); other transient errors are retried by Temporal.
+ */
 export async function runSqlStep(pool: pg.Pool, run: StepRun, step: SqlStep, settings: LockSettings): Promise<SqlStepResult> {
   const started = Date.now();
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    const outcome = step.transaction ? await runInTransaction(client, pool, run, step, settings) : await runWithoutTransaction(client, pool, run, step, settings);
-    return { outcome, durationMs: Date.now() - started, attempt: Context.current().info.attempt };
-  } catch (error) {
-    broken = !(error instanceof ApplicationFailure) || error.nonRetryable !== true;
-    throw error;
-  } finally {
-    client.release(broken);
+  let lockRetries = 0;
+  for (;;) {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      const outcome = step.transaction ? await runInTransaction(client, pool, run, step, settings) : await runWithoutTransaction(client, pool, run, step, settings);
+      return { outcome, durationMs: Date.now() - started, attempt: Context.current().info.attempt, lockRetries };
+    } catch (error) {
+      if (!(error instanceof StatementFailed)) throw error;
+      broken = error.failure.nonRetryable !== true;
+      if (!broken || error.blockers.length === 0 || Date.now() - started > settings.maxWaitMs) throw error.failure;
+      await waitForBlockersToEnd(pool, error.blockers, started + settings.maxWaitMs);
+      lockRetries++;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+async function waitForBlockersToEnd(pool: pg.Pool, blockers: BlockingSession[], deadline: number): Promise<void> {
+  let lastHeartbeat = 0;
+  while (Date.now() < deadline && !(await blockersGone(pool, blockers))) {
+    if (Date.now() - lastHeartbeat >= HEARTBEAT_EVERY_MS) {
+      lastHeartbeat = Date.now();
+      Context.current().heartbeat({ waitingFor: blockers.map(describeBlocker) });
+    }
+    await new Promise((resolve) => setTimeout(resolve, BLOCKER_POLL_MS));
   }
 }
 
@@ -91,7 +127,7 @@ async function runWatched(client: pg.PoolClient, pool: pg.Pool, step: SqlStep, s
     watcher.stop();
   } catch (error) {
     const blockers = watcher.stop();
-    throw stepFailure(error as PgErrorFields & Error, step, line, blockers.map(describeBlocker).join('; '));
+    throw new StatementFailed(stepFailure(error as PgErrorFields & Error, step, line, blockers.map(describeBlocker).join('; ')), blockers);
   }
 }
 
@@ -216,7 +252,7 @@ export async function rehearseSteps(
             report.steps.push({ phase, id: step.id, kind: step.kind, outcome, durationMs: Date.now() - started, locks: now.filter((lock) => !held.includes(lock)), note: check?.observed });
             held = now;
           } catch (error) {
-            const message = error instanceof Error ? error.message : String(error);
+            const message = error instanceof StatementFailed ? error.failure.message : error instanceof Error ? error.message : String(error);
             report.steps.push({ phase, id: step.id, kind: step.kind, outcome: 'failed', durationMs: Date.now() - started, locks: [], note: message });
             report.error = `${phase} ${stepLabel(step)}: ${message}`;
           }

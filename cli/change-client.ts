@@ -54,6 +54,16 @@ export async function changeRequestStatus(client: Client, workflowId: string): P
   }
 }
 
+/** The status once the change has planned itself (it answers queries from its first step on), or undefined after `timeoutMs`. */
+export async function firstChangeStatus(client: Client, workflowId: string, timeoutMs = 10_000): Promise<ChangeRequestStatus | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const snapshot = await client.workflow.getHandle(workflowId).query(changeStatus).catch(() => undefined);
+    if ((snapshot && snapshot.stage !== 'scheduled') || Date.now() > deadline) return snapshot;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** Nothing more happens without a person: ended, or complete with only its rollback window open. */
 export function isChangeSettled(snapshot: ChangeRequestStatus): boolean {
   return FINAL_CHANGE_STAGES.includes(snapshot.stage) || snapshot.stage === 'complete';

@@ -19,7 +19,7 @@ export function changeStatusLines(workflowId: string, snapshot: ChangeRequestSta
   for (const step of snapshot.steps) {
     const section = `${step.environment} (${step.phase})`;
     if (section !== heading) lines.push(`  ${(heading = section)}`);
-    const attempts = step.attempts && step.attempts > 1 ? `, ${step.attempts} attempts` : '';
+    const attempts = [step.attempts && step.attempts > 1 && `${step.attempts} attempts`, step.lockRetries && `${step.lockRetries} lock retries`].filter(Boolean).map((fact) => `, ${fact}`).join('');
     const locks = step.locks?.length ? `; locks: ${step.locks.join(', ')}` : '';
     lines.push(`    ${step.kind} ${step.id}: ${step.outcome}${step.durationMs ? ` in ${formatDuration(step.durationMs)}` : ''}${attempts}${step.note ? ` (${step.note})` : ''}${locks}`);
   }

@@ -60,6 +60,8 @@ export interface StepRecord {
   outcome: StepOutcome;
   durationMs: number;
   attempts?: number;
+  /** SQL steps: lock or statement timeouts retried once the blocking session had finished. */
+  lockRetries?: number;
   /** What a check saw, who approved, why a step was skipped, or the error. */
   note?: string;
   /** Dry run only: the locks the step took. */

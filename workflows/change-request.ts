@@ -131,7 +131,7 @@ async function attemptStep(run: Run, environment: string, phase: Phase, step: Ch
       const { workflowId, runId } = workflowInfo();
       const stepRun = { changeId: plan.changeRequest.id, checksum: plan.checksum, environment, phase, workflowId, runId };
       const result = await run.steps.runChangeSql.executeWithOptions({ summary }, [{ run: stepRun, step, settings: stepSettings(plan.settings, {}, step) }]);
-      return { record: { ...base, outcome: result.outcome, durationMs: result.durationMs, attempts: result.attempt } };
+      return { record: { ...base, outcome: result.outcome, durationMs: result.durationMs, attempts: result.attempt, lockRetries: result.lockRetries } };
     }
     if (step.kind === 'check') {
       const result = await run.steps.runChangeCheck.executeWithOptions({ summary }, [{ environment, step, settings: plan.settings }]);

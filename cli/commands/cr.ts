@@ -6,7 +6,7 @@ import { readChangeRequestFile } from '../../core/change-request-file';
 import type { ChangeRequestStatus } from '../../core/change-status';
 import { requiredApprovals } from '../../core/change-steps';
 import { ConfigError, type DbChangeConfig } from '../../core/config';
-import { changeRequestStatus, changeWorkflowIdOf, isChangeSettled, requestRollback, rollbackAsNewChange, startChangeRequest } from '../change-client';
+import { changeRequestStatus, changeWorkflowIdOf, firstChangeStatus, isChangeSettled, requestRollback, rollbackAsNewChange, startChangeRequest } from '../change-client';
 import { changeStatusLines, planLines } from '../change-text';
 import type { CommandContext } from '../context';
 import { followChange } from '../follow';
@@ -53,7 +53,7 @@ export function registerChangeRequestCommands(program: Command, context: Command
       const handle = await startChangeRequest(client, context.config(), checked, { dryRun: options.dryRun, taskQueue: context.taskQueue });
       progress(`started ${handle.workflowId} (checksum ${checked.checksum.slice(0, 12)}); see it in the Temporal UI or with \`dbchange cr status ${handle.workflowId}\``);
       if (!options.follow && !options.dryRun) {
-        const snapshot = await changeRequestStatus(client, handle.workflowId).catch(() => undefined);
+        const snapshot = await firstChangeStatus(client, handle.workflowId);
         if (options.json) printJson('cr-started', { workflowId: handle.workflowId, checksum: checked.checksum, status: snapshot });
         else if (snapshot?.waitingFor) process.stdout.write(`${handle.workflowId}: ${snapshot.waitingFor}\n`);
         return;

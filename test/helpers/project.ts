@@ -17,6 +17,7 @@ export interface ProjectSpec {
   changeLocks?: { start: string; end: string; reason: string }[];
   /** Put into every database URL (trust auth ignores it), so tests can prove it never leaks. */
   password?: string;
+  changeRequests?: { rollbackWindow?: string; approvalTimeout?: string };
 }
 
 export interface TestProject {
@@ -62,6 +63,9 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
     `lockRetry: { lockTimeout: ${spec.lockTimeout ?? '200ms'}, statementTimeout: 1m, maxWait: ${spec.maxWait ?? '5m'} }`,
     `productionChecks: { recheckInterval: ${spec.recheckInterval ?? '1s'} }`,
     ...(spec.webhookUrl ? ['notifications:', `  webhookUrl: ${spec.webhookUrl}`] : []),
+    ...(spec.changeRequests
+      ? ['changeRequests:', `  rollbackWindow: ${spec.changeRequests.rollbackWindow ?? '24h'}`, `  approvalTimeout: ${spec.changeRequests.approvalTimeout ?? '24h'}`]
+      : []),
     ...(spec.changeLocks ? ['changeLocks:', ...spec.changeLocks.map((lock) => `  - { start: "${lock.start}", end: "${lock.end}", reason: ${JSON.stringify(lock.reason)} }`)] : []),
   ].join('\n');
   const configPath = join(dir, 'dbchange.yaml');
