@@ -12,6 +12,8 @@ import { query } from '../helpers/postgres';
 import { parseJsonOutput, runCli, type CliTarget } from '../helpers/processes';
 import { eventually, replayWorkflows } from '../helpers/stack';
 import { useSuite } from '../helpers/suite';
+import { migration } from '../helpers/project';
+import { CRITICALITY, ENVIRONMENT, KIND, STATUS } from '../../core/search-attributes';
 
 const APPROVERS = { alice: ['eoc', 'release-manager'], bob: ['manager'], carol: ['reviewer'], dave: ['eoc', 'manager'], msmiley: ['eoc'] };
 /** Seed 000's incident: the key was added before ci_runners_e59bb2812d was backfilled. */
@@ -257,6 +259,41 @@ describe('change requests', () => {
     const unknown = writeChangeRequest(project, 'unknown-env.yaml', crText({ id: 'never-runs', criticality: 'C4', requestedBy: 'msmiley', environments: ['nowhere'], steps: CREATE_MARKER }));
     expect((await cli(target, ['cr', 'execute', unknown], 3)).stderr).toContain('unknown environment "nowhere"; configured: crbad-staging');
     await expect(suite.stack.client.workflow.getHandle('cr-never-runs').describe()).rejects.toThrow(/not found/i);
+  });
+
+  it('a blocked C2 change holds a pipeline on its environment until it is aborted; its search attributes say why', async () => {
+    const environment = 'crhold-production';
+    const project = await suite.project('crhold', {
+      environments: [{ name: environment }],
+      migrations: { '20240501000001_create_widgets.sql': migration('CREATE TABLE widgets (id bigint PRIMARY KEY);') },
+      approvers: APPROVERS,
+    });
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const file = writeChangeRequest(project, 'hold.yaml', crText({ id: 'holds-production', criticality: 'C2', requestedBy: 'msmiley', environments: [environment], steps: `${CREATE_MARKER}  - id: duplicate\n    sql: INSERT INTO change_markers (id) VALUES (1);\n` }));
+    const checked = await readChangeRequestFile(file);
+    const change = await startChangeRequest(suite.stack.client, project.config, checked, { taskQueue });
+    suite.workflowIds.push(change.workflowId);
+    await waitForStage(change.workflowId, 'waiting-approval');
+    await sendDecision(suite.stack.client, change.workflowId, 'approve', { user: 'dave', role: 'eoc', checksum: checked.checksum });
+    await sendDecision(suite.stack.client, change.workflowId, 'approve', { user: 'bob', role: 'manager', checksum: checked.checksum });
+    await waitForStage(change.workflowId, 'blocked');
+    const attributes = await eventually(async () => {
+      const { typedSearchAttributes } = await change.describe();
+      const values = [KIND, CRITICALITY, STATUS, ENVIRONMENT].map((key) => typedSearchAttributes.get(key));
+      return values[2] === 'blocked' && values;
+    }, 'the blocked status in visibility');
+    expect(attributes).toEqual(['cr', 'C2', 'blocked', environment]);
+
+    const pipeline = await suite.startPipeline(project, 'carol');
+    const held = await suite.waitForStage(pipeline.workflowId, 'waiting-checks');
+    expect(held.waitingFor).toContain(`running critical change ${change.workflowId} on ${environment}`);
+    expect(await query(project.urls[environment], `SELECT to_regclass('widgets') AS t`)).toEqual([{ t: null }]);
+
+    await sendDecision(suite.stack.client, change.workflowId, 'resolve', { user: 'alice', action: 'abort', comment: 'wrong plan' });
+    await expect(change.result()).rejects.toThrow();
+    expect((await changeRequestStatus(suite.stack.client, change.workflowId)).stage).toBe('failed');
+    await suite.waitForStage(pipeline.workflowId, 'complete');
   });
 
   it('replays every change request it ran without nondeterminism', async () => {

@@ -324,3 +324,21 @@ describe('selectEnvironments', () => {
     );
   });
 });
+
+describe('changeRequests config', () => {
+  it('overrides the approvals of some criticalities and keeps the defaults of the rest', () => {
+    const config = parseConfig(`${MINIMAL}changeRequests:\n  approvals: { C3: [dba], C4: [reviewer] }\n  rollbackWindow: 2h\n`, FILE, {}, BASE);
+    expect(config.changeRequests).toEqual({
+      approvals: { C1: ['eoc', 'manager'], C2: ['eoc', 'manager'], C3: ['dba'], C4: ['reviewer'] },
+      rollbackWindowMs: 7_200_000,
+      approvalTimeoutMs: 86_400_000,
+    });
+  });
+
+  it('names an unknown criticality and a bad window with their lines', () => {
+    expect(problemsOf(`${MINIMAL}changeRequests:\n  approvals: { C5: [dba] }\n  rollbackWindow: a day\n`)).toEqual([
+      'line 6: changeRequests.approvals.C5: unknown key (check its spelling)',
+      'line 7: changeRequests.rollbackWindow: expected a duration such as 200ms, 30s, 15m, 24h',
+    ]);
+  });
+});
