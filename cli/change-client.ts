@@ -78,6 +78,7 @@ export async function requestRollback(client: Client, workflowId: string, reques
   if (description.status.name !== 'RUNNING') {
     const snapshot = await handle.query(changeStatus).catch(() => undefined);
     const state = snapshot ? `${snapshot.stage}${snapshot.summary ? `: ${snapshot.summary}` : ''}` : description.status.name.toLowerCase();
+    if (snapshot?.stage === 'rolled-back') throw new CliError(`${workflowId} is already rolled back (${snapshot.summary ?? 'rolled back'}); nothing to do`, EXIT.refused);
     throw new CliError(
       `${workflowId} has ended (${state}), so its rollback window is closed. Run its rollback steps as a new change request: ` +
         `\`dbchange cr rollback ${workflowId} --as ${request.user} --reason "..." --write-cr rollback.yaml\`, review it, then \`dbchange cr execute rollback.yaml\``,

@@ -87,7 +87,7 @@ async function passApprovals(run: Run): Promise<void> {
   const { plan, board, desk } = run;
   const cr = plan.changeRequest;
   board.show('waiting-approval', undefined, `waiting for approval by ${plan.approvals.join(' and ')} (${plan.approvals.length > 1 ? 'different people, ' : ''}not ${cr.requestedBy}) of checksum ${plan.checksum.slice(0, 12)}`);
-  const outcome = await desk.waitForApprovals('change', plan.approvals, plan.approvalTimeoutMs);
+  const outcome = await desk.waitForApprovals('the change', plan.approvals, plan.approvalTimeoutMs);
   if (!outcome.approved) {
     board.finish(outcome.by ? 'rejected' : 'failed', `not approved: ${outcome.reason}`);
     await announce(run, 'finished', `${board.title()} not approved: ${outcome.reason}`);
