@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { changeRequestStatus, startChangeRequest } from '../../cli/change-client';
 import { sendDecision } from '../../cli/pipeline-client';
 import { readChangeRequestFile } from '../../core/change-request-file';
@@ -10,7 +10,9 @@ import type { ChangeRequestStatus, ChangeStage } from '../../core/change-status'
 import { dumpDatabase, loadDemoSchema, SEED_000_CR, SEED_003_CR, writeChangeRequest } from '../helpers/change-requests';
 import { query } from '../helpers/postgres';
 import { parseJsonOutput, runCli, type CliTarget } from '../helpers/processes';
-import { eventually, replayWorkflows } from '../helpers/stack';
+import { eventually, historyText, replayWorkflows } from '../helpers/stack';
+import { startWebhookReceiver } from '../helpers/webhook';
+import type { ProjectSpec } from '../helpers/project';
 import { useSuite } from '../helpers/suite';
 import { migration } from '../helpers/project';
 import { CRITICALITY, ENVIRONMENT, KIND, STATUS } from '../../core/search-attributes';
@@ -19,13 +21,14 @@ const APPROVERS = { alice: ['eoc', 'release-manager'], bob: ['manager'], carol: 
 /** Seed 000's incident: the key was added before ci_runners_e59bb2812d was backfilled. */
 const PREMATURE_FK = `ALTER TABLE ci_runner_machines ADD CONSTRAINT fk_rails_3f92913d27 FOREIGN KEY (runner_id) REFERENCES ci_runners_e59bb2812d (id) ON DELETE CASCADE NOT VALID`;
 const REGISTER_MACHINE = `INSERT INTO ci_runner_machines (runner_id, system_xid) VALUES (2, 's_' || md5(random()::text))`;
+const DATABASE_PASSWORD = 'cr-db-password-91f3';
 const ORPHANS = `SELECT count(*)::int AS n FROM ci_pipeline_chat_data d WHERE NOT EXISTS (SELECT 1 FROM chat_names c WHERE c.id = d.chat_name_id)`;
 
 describe('change requests', () => {
   const suite = useSuite();
 
-  async function demoProject(prefix: string, environments: string[], changeRequests?: { rollbackWindow?: string }) {
-    const project = await suite.project(prefix, { environments: environments.map((name) => ({ name })), migrations: {}, approvers: APPROVERS, changeRequests });
+  async function demoProject(prefix: string, environments: string[], extra: Pick<ProjectSpec, 'changeRequests' | 'webhookUrl' | 'password'> = {}) {
+    const project = await suite.project(prefix, { environments: environments.map((name) => ({ name })), migrations: {}, approvers: APPROVERS, ...extra });
     for (const url of Object.values(project.urls)) await loadDemoSchema(url);
     const taskQueue = suite.stack.newTaskQueue();
     await suite.stack.startWorker(project.config, taskQueue);
@@ -98,7 +101,7 @@ describe('change requests', () => {
   });
 
   it('seed 003 from the CLI: after the key is removed and orphans appear, the rollback re-adds it NOT VALID, finds them, waits for approval, deletes them and validates', async () => {
-    const { project, target } = await demoProject('cr003', ['staging', 'production'], { rollbackWindow: '10m' });
+    const { project, target } = await demoProject('cr003', ['staging', 'production'], { changeRequests: { rollbackWindow: '10m' } });
     const { checksum } = parseJsonOutput<{ checksum: string }>(await cli(target, ['cr', 'validate', SEED_003_CR, '--json']));
     await cli(target, ['cr', 'execute', SEED_003_CR]);
     const workflowId = 'cr-remove-fk-f300456b63';
@@ -188,8 +191,10 @@ describe('change requests', () => {
     for (const [environment, url] of Object.entries(project.urls)) expect(dumpDatabase(url)).toBe(before[environment]);
   });
 
-  it('a failing step blocks with its error; resolve rollback returns the database to its state before the change', async () => {
-    const { project, taskQueue } = await demoProject('crfail', ['crfail-staging']);
+  it('a failing step blocks with its error and notifies; resolve rollback returns the database to its state before the change', async () => {
+    const webhook = await startWebhookReceiver();
+    onTestFinished(() => webhook.close());
+    const { project, taskQueue } = await demoProject('crfail', ['crfail-staging'], { webhookUrl: webhook.url, password: DATABASE_PASSWORD });
     const url = project.urls['crfail-staging'];
     const before = dumpDatabase(url);
     const file = writeChangeRequest(project, 'fails.yaml', crText({
@@ -221,10 +226,18 @@ describe('change requests', () => {
     expect(done.steps.filter((step) => step.phase === 'rollback').map((step) => `${step.id}:${step.outcome}`)).toEqual(['narrow-plan-limits:applied', 'drop-markers:applied']);
     // dbchange's own ledgers are the only difference: they record what ran and what was undone.
     expect(dumpDatabase(url, { withoutLedgers: true })).toBe(before);
+    expect(webhook.notifications.map((notification) => notification.dbchange.event)).toEqual(['started', 'blocked', 'rolling-back', 'finished']);
+    expect(webhook.notifications[1].text).toContain('is blocked on crfail-staging: step duplicate');
+    const leaks = [DATABASE_PASSWORD, webhook.url, 'secret-token'];
+    const history = await historyText(suite.stack, handle.workflowId);
+    for (const secret of leaks) {
+      expect(JSON.stringify(webhook.notifications)).not.toContain(secret);
+      expect(history).not.toContain(secret);
+    }
   });
 
   it('after the rollback window closes, cr rollback says so and writes the rollback as a new change request', async () => {
-    const { project, target, taskQueue } = await demoProject('crwin', ['crwin-staging', 'crwin-production'], { rollbackWindow: '1s' });
+    const { project, target, taskQueue } = await demoProject('crwin', ['crwin-staging', 'crwin-production'], { changeRequests: { rollbackWindow: '1s' } });
     const file = writeChangeRequest(project, 'short.yaml', crText({
       id: 'short-window',
       criticality: 'C4',
