@@ -4,6 +4,7 @@ import { ConfigError } from '../core/config';
 import { MigrationFileError } from '../core/migration-files';
 import { registerDecisionCommands } from './commands/decisions';
 import { registerIncidentCommands } from './commands/incident';
+import { registerLintCommand } from './commands/lint';
 import { registerMigrationCommands } from './commands/migrations';
 import { registerPdmCommands } from './commands/pdm';
 import { registerServerCommands } from './commands/servers';
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPdmCommands(program, context);
   registerDecisionCommands(program, context);
   registerIncidentCommands(program, context);
+  registerLintCommand(program, context);
   program.addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 waiting for a person, 3 refused.\nEvery command has --help with an example.');
 
   try {
