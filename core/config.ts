@@ -40,6 +40,15 @@ const configSchema = z.strictObject({
     .array(z.strictObject({ start: z.iso.datetime({ offset: true }), end: z.iso.datetime({ offset: true }), reason: z.string().min(1) }))
     .default([]),
   productionChecks: z.strictObject({ recheckInterval: duration.default('1m') }).default({ recheckInterval: '1m' }),
+  gates: z
+    .strictObject({
+      precheckTimeout: duration.default('30s'),
+      compatibility: z
+        .strictObject({ queries: z.string().min(1).optional(), pgStatStatements: z.boolean().default(false) })
+        .default({ pgStatStatements: false }),
+      drift: z.enum(['refuse', 'warn']).default('refuse'),
+    })
+    .default({ precheckTimeout: '30s', compatibility: { pgStatStatements: false }, drift: 'refuse' }),
 });
 
 type RawConfig = z.infer<typeof configSchema>;
@@ -70,6 +79,16 @@ export interface DbChangeConfig {
   lockRetry: { lockTimeoutMs: number; statementTimeoutMs: number; maxWaitMs: number };
   changeLocks: ChangeLockWindow[];
   recheckIntervalMs: number;
+  gates: GatesConfig;
+}
+
+export interface GatesConfig {
+  /** statement_timeout of each read-only precheck query. */
+  precheckTimeoutMs: number;
+  /** The running application's queries: a SQL file (absolute path), and/or pg_stat_statements of each environment. */
+  compatibility: { queries?: string; pgStatStatements: boolean };
+  /** Promoting to an environment whose regular migrations differ from the previous one's: refuse (block) or warn. */
+  drift: 'refuse' | 'warn';
 }
 
 export class ConfigError extends Error {
@@ -216,6 +235,14 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
     },
     changeLocks: raw.changeLocks,
     recheckIntervalMs: parseDuration(raw.productionChecks.recheckInterval)!,
+    gates: {
+      precheckTimeoutMs: parseDuration(raw.gates.precheckTimeout)!,
+      compatibility: {
+        queries: raw.gates.compatibility.queries ? resolvePath(raw.gates.compatibility.queries) : undefined,
+        pgStatStatements: raw.gates.compatibility.pgStatStatements,
+      },
+      drift: raw.gates.drift,
+    },
   };
 }
 

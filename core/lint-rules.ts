@@ -1,7 +1,7 @@
 // dbchange's own lint rules: what squawk cannot know, because it depends on how dbchange runs a migration.
 import type { MigrationSource } from './migration-files';
 import type { ParsedStatement } from './schema-changes';
-import { displayTable } from './schema-changes';
+import { displayTable } from './sql-names';
 
 export type MigrationKind = 'regular' | 'post-deploy';
 

@@ -1,11 +1,9 @@
 // What a statement does to the schema, read from the PostgreSQL parser's tree: the shared input of lint and prechecks.
 import { parseSync } from 'libpg-query';
 import { loadSqlParser, splitStatements } from './sql-statements';
+import type { TableRef } from './sql-names';
 
-export interface TableRef {
-  schema?: string;
-  name: string;
-}
+export type { TableRef } from './sql-names';
 
 export type SchemaChange =
   | { kind: 'add-foreign-key'; table: TableRef; constraint?: string; columns: string[]; references: TableRef; referencedColumns: string[]; notValid: boolean }
@@ -197,16 +195,4 @@ function parenthesisedAfter(sql: string, from: number, keyword: string): string 
 function textAfterKeyword(sql: string, keyword: string): string | undefined {
   const match = new RegExp(`\\b${keyword}\\b([\\s\\S]*)$`, 'i').exec(sql);
   return match?.[1].trim().replace(/;$/, '') || undefined;
-}
-
-export function qualified(table: TableRef): string {
-  return table.schema ? `${quoteIdent(table.schema)}.${quoteIdent(table.name)}` : quoteIdent(table.name);
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-export function displayTable(table: TableRef): string {
-  return table.schema ? `${table.schema}.${table.name}` : table.name;
 }

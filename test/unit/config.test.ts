@@ -70,6 +70,7 @@ describe('parseConfig', () => {
       lockRetry: { lockTimeoutMs: 200, statementTimeoutMs: 900_000, maxWaitMs: 1_800_000 },
       changeLocks: [],
       recheckIntervalMs: 60_000,
+      gates: { precheckTimeoutMs: 30_000, compatibility: { queries: undefined, pgStatStatements: false }, drift: 'refuse' },
     } satisfies DbChangeConfig);
   });
 
