@@ -9,7 +9,9 @@ import type { AppQuery, CompatibilityResult } from '../core/compatibility';
 import type { PrecheckFinding } from '../core/prechecks';
 import type { MigrationGateReport, MigrationOutcome, QaResult } from '../core/pipeline';
 import { capturePgStatStatements, explainQueries, readQueryFile } from './compatibility';
+import { driftBetween } from './drift';
 import { lintMigrationText } from './lint';
+import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
 import { applyMigrationOnce } from './apply-migration';
 import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
@@ -30,6 +32,8 @@ export interface PipelinePlan {
   recheckIntervalMs: number;
   /** Whether the project lists its application's queries, so the compatibility gate has something to check. */
   compatibilityGate: boolean;
+  /** What regular-migration drift between consecutive environments does: refuse (block) or warn. */
+  drift: 'refuse' | 'warn';
 }
 
 export interface PendingMigration {
@@ -91,6 +95,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         approvers: config.approvers,
         recheckIntervalMs: config.recheckIntervalMs,
         compatibilityGate: Boolean(config.gates.compatibility.queries) || config.gates.compatibility.pgStatStatements,
+        drift: config.gates.drift,
       };
     },
 
@@ -109,6 +114,16 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     /** The same prechecks for any SQL, e.g. a change request's steps: findings with severity block or warn. */
     async precheckSql(input: { environment: string; sources: SqlToCheck[] }): Promise<PrecheckFinding[]> {
       return runPrechecks(pools.pool(environmentNamed(input.environment)), input.sources, config.gates.precheckTimeoutMs);
+    },
+
+    /** Regular migrations run on `previous` but not on `environment`, or the other way round: drift the pipeline must not promote past. */
+    async compareRegularMigrations(input: { previous: string; environment: string }): Promise<string[]> {
+      try {
+        return describeRegularDrift(await driftBetween(config, pools, input.previous, input.environment));
+      } catch (error) {
+        if (error instanceof MigrationFileError) throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
+        throw error;
+      }
     },
 
     /** EXPLAINs the running application's queries against an environment; failures name the query and the error. */

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../core/config';
 import { MigrationFileError } from '../core/migration-files';
 import { registerDecisionCommands } from './commands/decisions';
+import { registerDriftCommand } from './commands/drift';
 import { registerIncidentCommands } from './commands/incident';
 import { registerLintCommand } from './commands/lint';
 import { registerMigrationCommands } from './commands/migrations';
@@ -24,6 +25,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDecisionCommands(program, context);
   registerIncidentCommands(program, context);
   registerLintCommand(program, context);
+  registerDriftCommand(program, context);
   program.addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 waiting for a person, 3 refused.\nEvery command has --help with an example.');
 
   try {

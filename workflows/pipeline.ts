@@ -19,7 +19,7 @@ const { planPipeline, listPendingMigrations, checkProductionGates } = proxyActiv
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
-const { precheckMigration, checkCompatibility } = proxyActivities<DbChangeActivities>({
+const { precheckMigration, checkCompatibility, compareRegularMigrations } = proxyActivities<DbChangeActivities>({
   // Each query is bounded by gates.precheckTimeout; this only catches a worker that went away.
   startToCloseTimeout: '30m',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
@@ -66,6 +66,8 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   }
 
   for (const [index, environment] of plan.environments.entries()) {
+    const previous = plan.environments[index - 1];
+    if (previous) await passDriftCheck(board, desk, plan.drift, previous.name, environment.name);
     if (environment.approval) await passApprovalGate(board, desk, environment.name, environment.approval);
     await waitForProductionChecks(board, plan, environment.name);
     // Listed again here, not taken from the first look: hours and an approval may have passed since.
@@ -145,6 +147,20 @@ async function passPrechecks(board: StatusBoard, desk: DecisionDesk, environment
     if (!blocking) return undefined;
     const resolution = await block(board, desk, environment, `prechecks block ${migration.fileName}: ${blocking}`, MIGRATION_ACTIONS);
     if (resolution.action === 'mark-complete') return resolution.user;
+  }
+}
+
+/** Promoting assumes the next environment runs the same application schema: its regular migrations must match the previous one's. */
+async function passDriftCheck(board: StatusBoard, desk: DecisionDesk, policy: PipelinePlan['drift'], previous: string, environment: string) {
+  for (;;) {
+    board.show('checking', environment, `comparing the regular migrations of ${previous} and ${environment}`);
+    const differences = await resolvable(board, desk, environment, CHECK_ACTIONS, () => compareRegularMigrations({ previous, environment }));
+    if (!differences) return;
+    board.recordDrift(environment, differences);
+    if (differences.length === 0 || policy === 'warn') return;
+    const message = `drift: ${differences.join('; ')}; run the regular migrations on both (or set gates.drift: warn), then retry`;
+    const resolution = await block(board, desk, environment, message, ['retry', 'mark-complete', 'abort']);
+    if (resolution.action === 'mark-complete') return;
   }
 }
 
