@@ -1,10 +1,18 @@
 // Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
+import { existsSync, readFileSync } from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
 import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
 import { comparePending, describeEdited } from '../core/pending';
-import type { MigrationOutcome, QaResult } from '../core/pipeline';
+import type { AppQuery, CompatibilityResult } from '../core/compatibility';
+import type { PrecheckFinding } from '../core/prechecks';
+import type { MigrationGateReport, MigrationOutcome, QaResult } from '../core/pipeline';
+import { capturePgStatStatements, explainQueries, readQueryFile } from './compatibility';
+import { driftBetween } from './drift';
+import { lintMigrationText } from './lint';
+import { describeRegularDrift } from '../core/drift';
+import { runPrechecks, type SqlToCheck } from './prechecks';
 import { applyMigrationOnce } from './apply-migration';
 import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
@@ -27,6 +35,10 @@ export interface PipelinePlan {
   environments: { name: string; qa: boolean; approval?: { roles: string[]; timeoutMs: number } }[];
   approvers: Record<string, string[]>;
   recheckIntervalMs: number;
+  /** Whether the project lists its application's queries, so the compatibility gate has something to check. */
+  compatibilityGate: boolean;
+  /** What regular-migration drift between consecutive environments does: refuse (block) or warn. */
+  drift: 'refuse' | 'warn';
 }
 
 /** What a change request needs in its history: the checked CR, who must approve, and timings. No secrets. */
@@ -103,7 +115,47 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         })),
         approvers: config.approvers,
         recheckIntervalMs: config.recheckIntervalMs,
+        compatibilityGate: Boolean(config.gates.compatibility.queries) || config.gates.compatibility.pgStatStatements,
+        drift: config.gates.drift,
       };
+    },
+
+    /** Lint (advisory) and data-aware prechecks of one pending migration against its environment, right before it is applied. */
+    async precheckMigration(ref: MigrationRef): Promise<MigrationGateReport> {
+      const migration = migrationFor(ref);
+      const lint = await lintMigrationText(migration.fileName, readFileSync(migration.path, 'utf8'), 'post-deploy');
+      const prechecks = await runPrechecks(
+        pools.pool(environmentNamed(ref.environment)),
+        [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
+        config.gates.precheckTimeoutMs,
+      );
+      return { lint, prechecks };
+    },
+
+    /** The same prechecks for any SQL, e.g. a change request's steps: findings with severity block or warn. */
+    async precheckSql(input: { environment: string; sources: SqlToCheck[] }): Promise<PrecheckFinding[]> {
+      return runPrechecks(pools.pool(environmentNamed(input.environment)), input.sources, config.gates.precheckTimeoutMs);
+    },
+
+    /** Regular migrations run on `previous` but not on `environment`, or the other way round: drift the pipeline must not promote past. */
+    async compareRegularMigrations(input: { previous: string; environment: string }): Promise<string[]> {
+      try {
+        return describeRegularDrift(await driftBetween(config, pools, input.previous, input.environment));
+      } catch (error) {
+        if (error instanceof MigrationFileError) throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
+        throw error;
+      }
+    },
+
+    /** EXPLAINs the running application's queries against an environment; failures name the query and the error. */
+    async checkCompatibility(environment: string): Promise<CompatibilityResult> {
+      const pool = pools.pool(environmentNamed(environment));
+      const { queries: file, pgStatStatements } = config.gates.compatibility;
+      if (file && !existsSync(file)) {
+        throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `gates.compatibility.queries: ${file} not found; point it at the file of the application's queries` });
+      }
+      const queries: AppQuery[] = [...(file ? await readQueryFile(file) : []), ...(pgStatStatements ? await capturePgStatStatements(pool) : [])];
+      return explainQueries(pool, environment, queries, config.gates.precheckTimeoutMs);
     },
 
     async listPendingMigrations(environment: string): Promise<PendingMigration[]> {

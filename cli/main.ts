@@ -5,7 +5,9 @@ import { ConfigError } from '../core/config';
 import { MigrationFileError } from '../core/migration-files';
 import { registerChangeRequestCommands } from './commands/cr';
 import { registerDecisionCommands } from './commands/decisions';
+import { registerDriftCommand } from './commands/drift';
 import { registerIncidentCommands } from './commands/incident';
+import { registerLintCommand } from './commands/lint';
 import { registerMigrationCommands } from './commands/migrations';
 import { registerPdmCommands } from './commands/pdm';
 import { registerServerCommands } from './commands/servers';
@@ -25,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
   registerChangeRequestCommands(program, context);
   registerDecisionCommands(program, context);
   registerIncidentCommands(program, context);
+  registerLintCommand(program, context);
+  registerDriftCommand(program, context);
   program.addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 waiting for a person, 3 refused.\nEvery command has --help with an example.');
 
   try {

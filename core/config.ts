@@ -49,6 +49,15 @@ const configSchema = z.strictObject({
       approvalTimeout: duration.default('24h'),
     })
     .default({ approvals: {}, rollbackWindow: '24h', approvalTimeout: '24h' }),
+  gates: z
+    .strictObject({
+      precheckTimeout: duration.default('30s'),
+      compatibility: z
+        .strictObject({ queries: z.string().min(1).optional(), pgStatStatements: z.boolean().default(false) })
+        .default({ pgStatStatements: false }),
+      drift: z.enum(['refuse', 'warn']).default('refuse'),
+    })
+    .default({ precheckTimeout: '30s', compatibility: { pgStatStatements: false }, drift: 'refuse' }),
 });
 
 type RawConfig = z.infer<typeof configSchema>;
@@ -80,6 +89,16 @@ export interface DbChangeConfig {
   changeLocks: ChangeLockWindow[];
   recheckIntervalMs: number;
   changeRequests: { approvals: Record<Criticality, string[]>; rollbackWindowMs: number; approvalTimeoutMs: number };
+  gates: GatesConfig;
+}
+
+export interface GatesConfig {
+  /** statement_timeout of each read-only precheck query. */
+  precheckTimeoutMs: number;
+  /** The running application's queries: a SQL file (absolute path), and/or pg_stat_statements of each environment. */
+  compatibility: { queries?: string; pgStatStatements: boolean };
+  /** Promoting to an environment whose regular migrations differ from the previous one's: refuse (block) or warn. */
+  drift: 'refuse' | 'warn';
 }
 
 export class ConfigError extends Error {
@@ -203,6 +222,14 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
       approvals: { ...DEFAULT_CR_APPROVALS, ...raw.changeRequests.approvals } as Record<Criticality, string[]>,
       rollbackWindowMs: parseDuration(raw.changeRequests.rollbackWindow)!,
       approvalTimeoutMs: parseDuration(raw.changeRequests.approvalTimeout)!,
+    },
+    gates: {
+      precheckTimeoutMs: parseDuration(raw.gates.precheckTimeout)!,
+      compatibility: {
+        queries: raw.gates.compatibility.queries ? resolvePath(raw.gates.compatibility.queries) : undefined,
+        pgStatStatements: raw.gates.compatibility.pgStatStatements,
+      },
+      drift: raw.gates.drift,
     },
   };
 }

@@ -1,10 +1,12 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
 import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { CompatibilityResult } from '../core/compatibility';
 import type { DecisionRecord } from '../core/decisions';
 import {
   FINAL_STAGES,
   STATUS_VERSION,
   type EnvironmentResult,
+  type MigrationGateReport,
   type MigrationOutcome,
   type PipelineInput,
   type PipelineStage,
@@ -14,7 +16,7 @@ import {
 import { KIND, PACKAGE } from '../core/search-attributes';
 import { Visibility } from './visibility';
 
-const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa'];
+const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa', 'checking'];
 
 export class StatusBoard {
   private readonly state: PipelineStatus;
@@ -81,6 +83,21 @@ export class StatusBoard {
 
   recordQa(environment: string, qa: QaResult): void {
     this.result(environment).qa = qa;
+  }
+
+  recordGateReport(environment: string, fileName: string, report: MigrationGateReport): void {
+    const result = this.result(environment);
+    // A retried precheck replaces what the file's earlier one found rather than adding to it.
+    result.prechecks = [...(result.prechecks ?? []).filter((finding) => !finding.source.startsWith(`${fileName}:`)), ...report.prechecks];
+    result.lint = [...(result.lint ?? []).filter((finding) => finding.file !== fileName), ...report.lint];
+  }
+
+  recordCompatibility(environment: string, compatibility: CompatibilityResult): void {
+    this.result(environment).compatibility = compatibility;
+  }
+
+  recordDrift(environment: string, differences: string[]): void {
+    this.result(environment).drift = differences;
   }
 
   environmentDone(environment: string): void {

@@ -71,6 +71,7 @@ describe('parseConfig', () => {
       changeLocks: [],
       changeRequests: { approvals: { C1: ['eoc', 'manager'], C2: ['eoc', 'manager'], C3: ['reviewer'], C4: [] }, rollbackWindowMs: 86_400_000, approvalTimeoutMs: 86_400_000 },
       recheckIntervalMs: 60_000,
+      gates: { precheckTimeoutMs: 30_000, compatibility: { queries: undefined, pgStatStatements: false }, drift: 'refuse' },
     } satisfies DbChangeConfig);
   });
 
