@@ -123,7 +123,10 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     /** Lint (advisory) and data-aware prechecks of one pending migration against its environment, right before it is applied. */
     async precheckMigration(ref: MigrationRef): Promise<MigrationGateReport> {
       const migration = migrationFor(ref);
-      const lint = await lintMigrationText(migration.fileName, readFileSync(migration.path, 'utf8'), 'post-deploy');
+      // Lint is advisory here: a linter that cannot run is reported, and must not hold the migration.
+      const lint = await lintMigrationText(migration.fileName, readFileSync(migration.path, 'utf8'), 'post-deploy').catch((error: Error) => [
+        { file: migration.fileName, line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
+      ]);
       const prechecks = await runPrechecks(
         pools.pool(environmentNamed(ref.environment)),
         [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
