@@ -2,6 +2,7 @@
 import type { Criticality } from './criticality';
 import type { DecisionRecord } from './decisions';
 import type { Phase } from './change-steps';
+import type { PrecheckFinding } from './prechecks';
 
 export const CHANGE_REQUEST_WORKFLOW_TYPE = 'changeRequest';
 export const CHANGE_STATUS_VERSION = 1;
@@ -88,6 +89,8 @@ export interface ChangeRequestStatus {
   approvals: { role: string; by?: string }[];
   decisions: DecisionRecord[];
   steps: StepRecord[];
+  /** What the data-aware prechecks found before each environment (blocking findings also block the change). */
+  findings: (PrecheckFinding & { environment: string })[];
   /** While complete: the time until which `rollback` is accepted. */
   rollbackUntil?: string;
   summary?: string;

@@ -5,6 +5,7 @@ import type { ChangeStep } from '../core/change-request';
 import type { Phase } from '../core/change-steps';
 import { CHANGE_STATUS_VERSION, changeStatusLabel, FINAL_CHANGE_STAGES, type ChangeRequestStatus, type ChangeStage, type StepRecord } from '../core/change-status';
 import type { DecisionRecord } from '../core/decisions';
+import type { PrecheckFinding } from '../core/prechecks';
 import { CRITICALITY, KIND } from '../core/search-attributes';
 import { Visibility } from './visibility';
 
@@ -28,6 +29,7 @@ export class ChangeBoard {
       approvals: dryRun ? [] : plan.approvals.map((role) => ({ role })),
       decisions,
       steps: [],
+      findings: [],
     };
     upsertSearchAttributes([
       { key: KIND, value: dryRun ? 'cr-dry-run' : 'cr' },
@@ -65,6 +67,10 @@ export class ChangeBoard {
     this.state.steps.push(step);
   }
 
+  recordFindings(environment: string, findings: PrecheckFinding[]): void {
+    this.state.findings = [...this.state.findings.filter((finding) => finding.environment !== environment), ...findings.map((finding) => ({ ...finding, environment }))];
+  }
+
   /** Environments where at least one SQL step of the change committed, in the order they were changed. */
   changedEnvironments(): string[] {
     const changed = new Set(this.state.steps.filter((step) => step.phase === 'execute' && step.kind === 'sql' && (step.outcome === 'applied' || step.outcome === 'already-applied')).map((step) => step.environment));
@@ -100,7 +106,7 @@ export class ChangeBoard {
   }
 
   snapshot(): ChangeRequestStatus {
-    return { ...this.state, approvals: [...this.state.approvals], decisions: [...this.state.decisions], steps: [...this.state.steps] };
+    return { ...this.state, approvals: [...this.state.approvals], decisions: [...this.state.decisions], steps: [...this.state.steps], findings: [...this.state.findings] };
   }
 
   private publish(headline: string): void {

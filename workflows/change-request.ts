@@ -7,6 +7,7 @@ import type { ChangeStep } from '../core/change-request';
 import { shouldRun, stepSettings, type CheckResults, type Phase } from '../core/change-steps';
 import type { ChangeRequestInput, ChangeRequestStatus, StepRecord } from '../core/change-status';
 import type { Resolution, ResolveAction } from '../core/decisions';
+import { describeBlocking } from '../core/prechecks';
 import { formatDuration } from '../core/duration';
 import { ChangeBoard } from './change-board';
 import { DecisionDesk } from './decision-desk';
@@ -26,6 +27,8 @@ interface Run {
   desk: DecisionDesk;
   steps: ReturnType<typeof stepActivities>;
   dryRun: boolean;
+  /** The CR file's name, for precheck findings (file:line). */
+  file: string;
 }
 
 /** Transient errors (lock and statement timeouts, deadlocks, lost connections) retry until lockRetry.maxWait. */
@@ -47,7 +50,7 @@ export async function changeRequest(input: ChangeRequestInput): Promise<ChangeRe
   setHandler(changeStatus, () => board.snapshot());
   desk.install();
   desk.installRollback();
-  const run: Run = { plan, board, desk, steps: stepActivities(plan), dryRun: Boolean(input.dryRun) };
+  const run: Run = { plan, board, desk, steps: stepActivities(plan), dryRun: Boolean(input.dryRun), file: input.file };
   try {
     return input.dryRun ? await rehearse(run) : await execute(run);
   } catch (error) {
@@ -64,7 +67,7 @@ async function execute(run: Run): Promise<ChangeRequestStatus> {
 
   for (const environment of cr.environments) {
     await waitForProductionChecks(environment, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment, why));
-    const rollbackRequest = await runSteps(run, environment, 'execute', cr.steps);
+    const rollbackRequest = (await passPrechecks(run, environment)) ?? (await runSteps(run, environment, 'execute', cr.steps));
     if (rollbackRequest) return rollBack(run, rollbackRequest);
     await announce(run, 'environment-done', `${board.title()}: ${environment} done`, environment);
   }
@@ -97,6 +100,39 @@ async function passApprovals(run: Run): Promise<void> {
   board.approved(plan.approvals.map((role) => ({ role, by: approvedBy(role) })));
 }
 
+/**
+ * The data-aware prechecks of the change's SQL against this environment (orphans for a new foreign key, NULLs,
+ * duplicates, rewrites), before any step runs there. Returns the rollback request if a person chose rollback.
+ */
+async function passPrechecks(run: Run, environment: string): Promise<Resolution | undefined> {
+  const { board } = run;
+  const sources = run.plan.changeRequest.steps.flatMap((step) =>
+    step.kind === 'sql' ? [{ label: run.file, sql: step.sql, startLine: step.sqlLine, transactional: step.transaction }] : [],
+  );
+  if (sources.length === 0) return undefined;
+  for (;;) {
+    board.show('in-progress', environment, `prechecks on ${environment}`);
+    let message: string;
+    try {
+      const findings = await run.steps.precheckSql.executeWithOptions({ summary: `prechecks on ${environment}` }, [{ environment, sources }]);
+      board.recordFindings(environment, findings);
+      const blocking = describeBlocking(findings);
+      if (!blocking) return undefined;
+      message = `prechecks block the change on ${environment}: ${blocking}`;
+    } catch (error) {
+      if (!(error instanceof ActivityFailure)) throw error;
+      message = `prechecks on ${environment} failed: ${error.cause?.message ?? error.message}`;
+    }
+    const resolution = await block(run, environment, message, actionsAfterFailure(run, 'execute'));
+    if (resolution.action === 'rollback') return resolution;
+  }
+}
+
+/** What a person may do about a failure: a rollback only while executing, and only if the CR has rollback steps. */
+function actionsAfterFailure(run: Run, phase: Phase): ResolveAction[] {
+  return phase === 'execute' && run.plan.changeRequest.rollback.length > 0 ? ['retry', 'rollback', 'abort'] : ['retry', 'abort'];
+}
+
 /** Runs a list of steps on one environment; returns the rollback request if a person chose rollback after a failure. */
 async function runSteps(run: Run, environment: string, phase: Phase, steps: ChangeStep[]): Promise<Resolution | undefined> {
   const { board } = run;
@@ -111,8 +147,7 @@ async function runSteps(run: Run, environment: string, phase: Phase, steps: Chan
       const attempt = await attemptStep(run, environment, phase, step, checks);
       if (attempt.record) board.record(attempt.record);
       if (attempt.failure === undefined) break;
-      const canRollBack = phase === 'execute' && run.plan.changeRequest.rollback.length > 0;
-      const resolution = await block(run, environment, attempt.failure, canRollBack ? ['retry', 'rollback', 'abort'] : ['retry', 'abort']);
+      const resolution = await block(run, environment, attempt.failure, actionsAfterFailure(run, phase));
       if (resolution.action === 'rollback') return resolution;
     }
   }

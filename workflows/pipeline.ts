@@ -1,5 +1,5 @@
 // postDeployMigrationPipeline: per environment, checks → pending migrations → QA → approval before the next.
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { DbChangeActivities, PendingMigration, PipelinePlan } from '../activities';
 import { describeIncompatible } from '../core/compatibility';
 import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
@@ -7,6 +7,7 @@ import { describeBlocking } from '../core/prechecks';
 import type { ResolveAction } from '../core/decisions';
 import { DecisionDesk } from './decision-desk';
 import { applierProgress, status } from './messages';
+import { waitForProductionChecks } from './production-gates';
 import { StatusBoard } from './status-board';
 
 const NON_RETRYABLE_ERRORS = ['ConfigError', 'MigrationFileError'];
@@ -15,7 +16,7 @@ const { applyMigration, markMigrationComplete } = proxyActivities<DbChangeActivi
   heartbeatTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
-const { planPipeline, listPendingMigrations, checkProductionGates } = proxyActivities<DbChangeActivities>({
+const { planPipeline, listPendingMigrations } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
@@ -69,7 +70,7 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
     const previous = plan.environments[index - 1];
     if (previous) await passDriftCheck(board, desk, plan.drift, previous.name, environment.name);
     if (environment.approval) await passApprovalGate(board, desk, environment.name, environment.approval);
-    await waitForProductionChecks(board, plan, environment.name);
+    await waitForProductionChecks(environment.name, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment.name, why));
     // Listed again here, not taken from the first look: hours and an approval may have passed since.
     const pending = await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
     await applyAll(board, desk, environment.name, pending ?? []);
@@ -98,15 +99,6 @@ async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environm
     board.finish(rejected ? 'rejected' : 'failed', `${environment} not approved: ${outcome.reason}`);
     await announce('finished', `${board.title()} stopped before ${environment}: ${outcome.reason}`);
     throw ApplicationFailure.create({ type: rejected ? 'PipelineRejected' : 'ApprovalTimedOut', nonRetryable: true, message: outcome.reason, details: [board.snapshot()] });
-  }
-}
-
-async function waitForProductionChecks(board: StatusBoard, plan: PipelinePlan, environment: string) {
-  for (;;) {
-    const checks = await checkProductionGates(environment);
-    if (checks.ok) return;
-    board.show('waiting-checks', environment, `production checks hold ${environment}: ${checks.reasons.join('; ')} (re-checking every ${Math.round(plan.recheckIntervalMs / 1000)}s)`);
-    await sleep(plan.recheckIntervalMs);
   }
 }
 

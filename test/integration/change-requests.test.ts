@@ -309,6 +309,29 @@ describe('change requests', () => {
     await suite.waitForStage(pipeline.workflowId, 'complete');
   });
 
+  it('prechecks run before each environment: a NOT VALID key over orphaned rows blocks the change before any step runs', async () => {
+    const { project, taskQueue } = await demoProject('crpre', ['crpre-staging']);
+    const url = project.urls['crpre-staging'];
+    // ci_runners_e59bb2812d is empty (not backfilled): every machine's runner is missing from it.
+    const [{ n: orphans }] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM ci_runner_machines');
+    const file = writeChangeRequest(project, 'premature.yaml', crText({
+      id: 'premature-fk',
+      criticality: 'C4',
+      requestedBy: 'msmiley',
+      environments: ['crpre-staging'],
+      steps: `\n  - id: add-fk\n    sql: ${PREMATURE_FK};\n`,
+    }));
+    const handle = await startChangeRequest(suite.stack.client, project.config, await readChangeRequestFile(file), { taskQueue });
+    suite.workflowIds.push(handle.workflowId);
+    const blocked = await waitForStage(handle.workflowId, 'blocked');
+    expect(blocked.lastError).toContain(`prechecks block the change on crpre-staging: ${file}:8:`);
+    expect(blocked.findings).toEqual([expect.objectContaining({ environment: 'crpre-staging', severity: 'block', check: 'foreign-key-orphans', count: orphans })]);
+    expect(blocked.steps).toEqual([]);
+    expect(await query(url, `SELECT count(*)::int AS n FROM pg_constraint WHERE conname = 'fk_rails_3f92913d27'`)).toEqual([{ n: 0 }]);
+    await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'abort' });
+    await expect(handle.result()).rejects.toThrow();
+  });
+
   it('replays every change request it ran without nondeterminism', async () => {
     expect(await replayWorkflows(suite.stack, suite.workflowIds)).toBe(suite.workflowIds.length);
   });
