@@ -7,6 +7,7 @@ import { registerIncidentCommands } from './commands/incident';
 import { registerMigrationCommands } from './commands/migrations';
 import { registerPdmCommands } from './commands/pdm';
 import { registerServerCommands } from './commands/servers';
+import { registerSetupCommand } from './commands/setup';
 import { createContext } from './context';
 import { CliError, EXIT } from './output';
 
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride();
   const context = createContext(() => program.opts<{ config?: string }>().config);
   registerServerCommands(program, context);
+  registerSetupCommand(program, context);
   registerMigrationCommands(program, context);
   registerPdmCommands(program, context);
   registerDecisionCommands(program, context);
