@@ -1,5 +1,5 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
-import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DecisionRecord } from '../core/decisions';
 import {
   FINAL_STAGES,
@@ -136,6 +136,8 @@ export class StatusBoard {
       `stage: ${stage} · requested by ${requestedBy}${packageVersion ? ` · package ${packageVersion}` : ''}`,
     ];
     setCurrentDetails(lines.filter(Boolean).join('\n\n'));
+    // The SDK adds the workflow id; the environment makes one pipeline's lines easy to follow per database.
+    log.info(headline, { environment, stage, ...(migration ? { version: migration.version } : {}) });
     const status = RUNNING_STAGES.includes(stage) ? 'running' : stage;
     if (status !== this.publishedStatus) {
       upsertSearchAttributes([{ key: STATUS, value: status }]);
