@@ -31,6 +31,8 @@ export interface ApplyContext {
   workflowId: string;
   /** Called while waiting on a blocker, and with undefined once the wait is over. */
   onWaiting(blocker: string | undefined): Promise<void>;
+  /** Called each time a statement hit lock_timeout and the migration will be tried again. */
+  onLockRetry?(): void;
 }
 
 /** What the failing statement was and where it is in the file, for the person who has to fix it. */
@@ -76,6 +78,7 @@ export async function applyMigrationOnce(context: ApplyContext): Promise<Migrati
         throw toActivityFailure(error.cause, migration, error.statement);
       }
       lockRetries++;
+      context.onLockRetry?.();
       if (Date.now() - started > settings.maxWaitMs) {
         throw ApplicationFailure.create({
           type: LOCK_WAIT_EXCEEDED,

@@ -1,6 +1,6 @@
 // Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
 import { existsSync, readFileSync } from 'node:fs';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
 import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
@@ -14,6 +14,7 @@ import { lintMigrationText } from './lint';
 import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
 import { applyMigrationOnce } from './apply-migration';
+import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
 import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
@@ -180,7 +181,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
       const heartbeat = setInterval(() => context.heartbeat({ version: ref.version }), HEARTBEAT_EVERY_MS);
       const workflow = context.info.workflowExecution;
       try {
-        return await applyMigrationOnce({
+        const outcome = await applyMigrationOnce({
           pool: pools.pool(environmentNamed(ref.environment)),
           migration: migrationFor(ref),
           settings: config.lockRetry,
@@ -191,7 +192,11 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
               .getHandle(workflow.workflowId, workflow.runId)
               .signal(applierProgress, { version: ref.version, waitingFor });
           },
+          onLockRetry: () => countLockTimeoutRetry(ref.environment),
         });
+        if (outcome.outcome === 'applied') recordMigrationApplied(ref.environment, outcome.durationMs);
+        log.info(`${outcome.outcome} ${ref.version} on ${ref.environment}`, { environment: ref.environment, version: ref.version, durationMs: outcome.durationMs, lockRetries: outcome.lockRetries });
+        return outcome;
       } finally {
         clearInterval(heartbeat);
       }

@@ -11,10 +11,12 @@ import { registerLintCommand } from './commands/lint';
 import { registerMigrationCommands } from './commands/migrations';
 import { registerPdmCommands } from './commands/pdm';
 import { registerServerCommands } from './commands/servers';
-import { createContext } from './context';
+import { registerSetupCommand } from './commands/setup';
+import { createContext, type CommandContext } from './context';
 import { CliError, EXIT } from './output';
 
-export async function main(argv: string[]): Promise<number> {
+/** The whole command tree; commands connect to Temporal and read dbchange.yaml only when they run. */
+export function createProgram(): { program: Command; context: CommandContext } {
   const program = new Command('dbchange')
     .description('durable database change management for PostgreSQL, on Temporal')
     .option('--config <path>', 'project config (default: $DBCHANGE_CONFIG or ./dbchange.yaml)')
@@ -22,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride();
   const context = createContext(() => program.opts<{ config?: string }>().config);
   registerServerCommands(program, context);
+  registerSetupCommand(program, context);
   registerMigrationCommands(program, context);
   registerPdmCommands(program, context);
   registerChangeRequestCommands(program, context);
@@ -30,7 +33,11 @@ export async function main(argv: string[]): Promise<number> {
   registerLintCommand(program, context);
   registerDriftCommand(program, context);
   program.addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 waiting for a person, 3 refused.\nEvery command has --help with an example.');
+  return { program, context };
+}
 
+export async function main(argv: string[]): Promise<number> {
+  const { program, context } = createProgram();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
@@ -48,7 +55,12 @@ function oneLine(error: unknown): string {
   if (error instanceof ChangeRequestError) return `invalid change request ${error.file}: ${error.problems.join('; ')}`;
   if (error instanceof Error) {
     if ((error as { code?: string }).code === 'ECONNREFUSED' || /connect ECONNREFUSED|failed to connect/i.test(error.message)) {
-      return `cannot reach ${error.message.includes('5432') ? 'PostgreSQL' : 'Temporal'}: ${error.message}; check TEMPORAL_ADDRESS / the database URL, or start \`dbchange dev\``;
+      // pg reports a refused connection with the database's port; the Temporal client says "Failed to connect".
+      if ((error as { code?: string }).code === 'ECONNREFUSED' && !/failed to connect/i.test(error.message)) {
+        return `cannot reach PostgreSQL: ${error.message}; check the environment's databaseUrl in dbchange.yaml and that the database is up`;
+      }
+      const address = process.env.TEMPORAL_ADDRESS ? `at ${process.env.TEMPORAL_ADDRESS} ` : '';
+      return `cannot reach Temporal ${address}(${error.message}); set TEMPORAL_ADDRESS (or TEMPORAL_PROFILE) to your server, or start one with \`dbchange dev\``;
     }
     return error.message;
   }

@@ -89,19 +89,21 @@ export interface PipelineListing {
   waitingFor?: string;
 }
 
-/** Running pipelines first, then the most recently closed (the order visibility returns). */
+/** Running pipelines first, then the most recently closed; each with its stage and, while running, what it waits for. */
 export async function listPipelines(client: Client, limit = 20): Promise<PipelineListing[]> {
   const listings: PipelineListing[] = [];
   for await (const execution of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW_TYPE}'`, pageSize: limit })) {
     listings.push({
       workflowId: execution.workflowId,
       runId: execution.runId,
-      status: execution.typedSearchAttributes.get(STATUS) ?? execution.status.name.toLowerCase(),
+      status: listingStatus(execution.typedSearchAttributes.get(STATUS), execution.status.name),
       startTime: execution.startTime,
       closeTime: execution.closeTime,
     });
     if (listings.length >= limit) break;
   }
+  // Visibility sorts by start time only; a pipeline still waiting matters more than one that finished.
+  listings.sort((a, b) => Number(Boolean(a.closeTime)) - Number(Boolean(b.closeTime)) || b.startTime.getTime() - a.startTime.getTime());
   await Promise.all(
     listings
       .filter((listing) => !listing.closeTime)
@@ -111,6 +113,16 @@ export async function listPipelines(client: Client, limit = 20): Promise<Pipelin
       }),
   );
   return listings;
+}
+
+/**
+ * The pipeline's own stage (the DbChangeStatus search attribute), unless the run was ended from outside
+ * (terminated, timed out, cancelled) while its stage still said it was going on.
+ */
+export function listingStatus(stage: string | undefined, executionStatus: string): string {
+  const endedFromOutside = !['RUNNING', 'COMPLETED', 'FAILED', 'CONTINUED_AS_NEW'].includes(executionStatus);
+  if (!stage || (endedFromOutside && !(FINAL_STAGES as readonly string[]).includes(stage))) return executionStatus.toLowerCase().replace(/_/g, '-');
+  return stage;
 }
 
 export async function openIncident(client: Client, input: IncidentInput, taskQueue: string): Promise<string> {

@@ -12,6 +12,8 @@ export interface DevServerOptions {
   /** The frontend's HTTP API, for chat tooling that sends plain HTTP. */
   httpPort?: number;
   quiet?: boolean;
+  /** false starts a bare server, as a fresh cluster would be before `dbchange setup`. */
+  searchAttributes?: boolean;
 }
 
 export interface DevServer {
@@ -38,7 +40,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--log-level', 'error'];
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   if (options.httpPort) args.push('--http-port', String(options.httpPort));
-  args.push(...devServerSearchAttributeArgs());
+  if (options.searchAttributes !== false) args.push(...devServerSearchAttributeArgs());
   const child = spawn(temporalCliPath(), args, { stdio: ['ignore', options.quiet ? 'ignore' : 'inherit', 'inherit'] });
   const address = `127.0.0.1:${port}`;
   const exited = new Promise<never>((_, reject) =>

@@ -2,6 +2,7 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { DbChangeConfig } from '../core/config';
 import { requireDatabaseUrl } from '../core/config';
+import { writeJsonLogLine } from './json-log';
 import { connectWorkerConnection, taskQueue } from './temporal';
 import { createDbChangeWorker } from './worker';
 
@@ -10,10 +11,10 @@ export interface RunWorkerOptions {
   metricsAddress?: string;
 }
 
-/** Installs the process-wide Runtime: logging, and Prometheus metrics when asked. Once per process. */
+/** Installs the process-wide Runtime: JSON log lines, and Prometheus metrics when asked. Once per process. */
 export function installRuntime(options: RunWorkerOptions): void {
   Runtime.install({
-    logger: new DefaultLogger((process.env.DBCHANGE_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO'),
+    logger: new DefaultLogger((process.env.DBCHANGE_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO', writeJsonLogLine),
     telemetryOptions: options.metricsAddress ? { metrics: { prometheus: { bindAddress: options.metricsAddress } } } : undefined,
   });
 }

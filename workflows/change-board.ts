@@ -1,5 +1,5 @@
 // A change request's visible state: the `status` query, current details in the UI, and search attributes.
-import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ChangePlan } from '../activities';
 import type { ChangeStep } from '../core/change-request';
 import type { Phase } from '../core/change-steps';
@@ -111,6 +111,7 @@ export class ChangeBoard {
 
   private publish(headline: string): void {
     const { stage, environment, step, phase, requestedBy, criticality, checksum } = this.state;
+    log.info(headline, { environment, stage, ...(step ? { step: step.id, phase } : {}) });
     this.visibility.publish(
       [
         `**${headline}**`,

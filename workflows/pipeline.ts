@@ -7,6 +7,7 @@ import { describeBlocking } from '../core/prechecks';
 import type { ResolveAction } from '../core/decisions';
 import { DecisionDesk } from './decision-desk';
 import { applierProgress, status } from './messages';
+import { countPipelineBlocked, recordApprovalWait } from './metrics';
 import { waitForProductionChecks } from './production-gates';
 import { StatusBoard } from './status-board';
 
@@ -93,9 +94,11 @@ async function announce(event: 'started' | 'environment-done' | 'blocked' | 'fin
 
 async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
   board.show('waiting-approval', environment, `waiting for approval by ${approval.roles.join(' or ')} before ${environment}`);
+  const reachedGate = Date.now();
   const outcome = await desk.waitForApproval(environment, approval.roles, approval.timeoutMs);
+  const rejected = !outcome.approved && outcome.by !== undefined;
+  recordApprovalWait(environment, Date.now() - reachedGate, outcome.approved ? 'approved' : rejected ? 'rejected' : 'timed-out');
   if (!outcome.approved) {
-    const rejected = outcome.by !== undefined;
     board.finish(rejected ? 'rejected' : 'failed', `${environment} not approved: ${outcome.reason}`);
     await announce('finished', `${board.title()} stopped before ${environment}: ${outcome.reason}`);
     throw ApplicationFailure.create({ type: rejected ? 'PipelineRejected' : 'ApprovalTimedOut', nonRetryable: true, message: outcome.reason, details: [board.snapshot()] });
@@ -207,6 +210,7 @@ async function resolvable<T>(
 
 async function block(board: StatusBoard, desk: DecisionDesk, environment: string, message: string, actions: readonly ResolveAction[]) {
   board.block(environment, message);
+  countPipelineBlocked(environment);
   // Listen before notifying: a person who reacts to the notification at once must find the pipeline waiting.
   const decided = desk.waitForResolution(environment, actions);
   await announce('blocked', `${board.title()} is blocked on ${environment}: ${message}`, environment);

@@ -1,5 +1,5 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
-import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CompatibilityResult } from '../core/compatibility';
 import type { DecisionRecord } from '../core/decisions';
 import {
@@ -152,6 +152,8 @@ export class StatusBoard {
         .join(' · '),
       `stage: ${stage} · requested by ${requestedBy}${packageVersion ? ` · package ${packageVersion}` : ''}`,
     ];
+    // The SDK adds the workflow id; the environment makes one pipeline's lines easy to follow per database.
+    log.info(headline, { environment, stage, ...(migration ? { version: migration.version } : {}) });
     this.visibility.publish(lines, RUNNING_STAGES.includes(stage) ? 'running' : stage, environment);
   }
 }

@@ -13,7 +13,10 @@ import { followChange } from '../follow';
 import { EXIT, printJson, progress } from '../output';
 
 export function registerChangeRequestCommands(program: Command, context: CommandContext): void {
-  const cr = program.command('cr').description('change requests: reviewed SQL steps with a rollback plan, run as a durable workflow');
+  const cr = program
+    .command('cr')
+    .description('change requests: reviewed SQL steps with a rollback plan, run as a durable workflow')
+    .addHelpText('after', '\nExample:\n  dbchange cr validate examples/change-requests/000-drop-premature-fk.yaml\n\nCommands: validate, execute [--dry-run], rollback, status. See README "Change requests" for the file format.');
 
   cr.command('validate <file>')
     .description('check a change request file and print its plan, checksum and the approvals it needs')

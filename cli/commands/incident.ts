@@ -6,7 +6,10 @@ import { CliError, EXIT, printJson } from '../output';
 import { closeIncidentById, openIncident } from '../pipeline-client';
 
 export function registerIncidentCommands(program: Command, context: CommandContext): void {
-  const incident = program.command('incident').description('open and close incidents that production checks respect');
+  const incident = program
+    .command('incident')
+    .description('open and close incidents that production checks respect')
+    .addHelpText('after', '\nExamples:\n  dbchange incident open --severity 2 --title "runner verify API returns 500" --id 18792\n  dbchange incident close 18792');
 
   incident
     .command('open')

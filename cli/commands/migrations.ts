@@ -15,7 +15,10 @@ interface LedgerRow {
 }
 
 export function registerMigrationCommands(program: Command, context: CommandContext): void {
-  const migrations = program.command('migrations').description('inspect post-deploy migrations per environment');
+  const migrations = program
+    .command('migrations')
+    .description('inspect post-deploy migrations per environment')
+    .addHelpText('after', '\nExamples:\n  dbchange migrations pending --env production\n  dbchange migrations status 20230109100044');
 
   migrations
     .command('pending')

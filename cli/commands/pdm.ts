@@ -9,7 +9,10 @@ import { EXIT, printJson, progress } from '../output';
 import { listPipelines, pipelineStatus, startPipeline } from '../pipeline-client';
 
 export function registerPdmCommands(program: Command, context: CommandContext): void {
-  const pdm = program.command('pdm').description('the post-deploy migration pipeline: staging → QA → approval → production');
+  const pdm = program
+    .command('pdm')
+    .description('the post-deploy migration pipeline: staging → QA → approval → production')
+    .addHelpText('after', '\nExamples:\n  dbchange pdm execute --package 16.6.202401151200 --follow\n  dbchange pdm status');
 
   pdm
     .command('execute')

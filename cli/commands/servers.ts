@@ -26,15 +26,17 @@ export function registerServerCommands(program: Command, context: CommandContext
     .option('--port <port>', 'Temporal frontend port', '7233')
     .option('--ui-port <port>', 'Web UI port', '8233')
     .option('--db-filename <path>', 'keep workflows across restarts in this file', '.dbchange/temporal-dev.db')
+    .option('--http-port <port>', "serve the frontend's HTTP API here, for chat tooling that sends plain HTTP (see the README)")
     .option('--metrics-address <host:port>', 'serve the worker\'s Prometheus metrics')
-    .addHelpText('after', '\nExample:\n  dbchange dev            # then, in another terminal: dbchange pdm execute --follow')
-    .action(async (options: { port: string; uiPort: string; dbFilename: string; metricsAddress?: string }) => {
+    .addHelpText('after', '\nExamples:\n  dbchange dev            # then, in another terminal: dbchange pdm execute --follow\n  dbchange dev --http-port 7243')
+    .action(async (options: { port: string; uiPort: string; dbFilename: string; httpPort?: string; metricsAddress?: string }) => {
       const config = context.config();
       const dbFilename = resolve(options.dbFilename);
       mkdirSync(dirname(dbFilename), { recursive: true });
-      const server = await startDevServer({ port: Number(options.port), uiPort: Number(options.uiPort), dbFilename, quiet: true });
+      const httpPort = options.httpPort ? Number(options.httpPort) : undefined;
+      const server = await startDevServer({ port: Number(options.port), uiPort: Number(options.uiPort), dbFilename, httpPort, quiet: true });
       process.env.TEMPORAL_ADDRESS = server.address;
-      progress(`Temporal dev server on ${server.address}; Web UI at ${server.uiUrl}`);
+      progress(`Temporal dev server on ${server.address}; Web UI at ${server.uiUrl}${httpPort ? `; HTTP API at http://localhost:${httpPort}/api/v1` : ''}`);
       try {
         await runWorker(config, { metricsAddress: options.metricsAddress }, progress);
       } finally {

@@ -12,11 +12,11 @@ export interface ChatApproval {
   answer: DecisionAnswer;
 }
 
-export async function approveFromChat(temporalCli: string, address: string, workflowId: string, approval: Approval): Promise<ChatApproval> {
+export async function approveFromChat(temporalCli: string, address: string, workflowId: string, approval: Approval, namespace = 'default'): Promise<ChatApproval> {
   const args = [
     'workflow', 'update', 'execute',
     '--address', address,
-    '--namespace', 'default',
+    '--namespace', namespace,
     '--workflow-id', workflowId,
     '--name', 'approve',
     '--input', JSON.stringify(approval),

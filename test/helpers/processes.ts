@@ -91,8 +91,11 @@ export interface WorkerProcess {
 }
 
 /** Starts `dbchange worker` and waits until it polls its task queue (after bundling the workflows). */
-export async function startWorkerProcess(target: CliTarget, options: { readyTimeoutMs?: number; args?: string[] } = {}): Promise<WorkerProcess> {
-  const child = spawnCli(target, ['worker', ...(options.args ?? [])], {});
+export async function startWorkerProcess(
+  target: CliTarget,
+  options: { readyTimeoutMs?: number; args?: string[]; env?: Record<string, string | undefined> } = {},
+): Promise<WorkerProcess> {
+  const child = spawnCli(target, ['worker', ...(options.args ?? [])], options.env ?? {});
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));

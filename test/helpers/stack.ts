@@ -24,12 +24,12 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function createStack(namespace = 'default'): Promise<Stack> {
+/** On the shared dev server unless `address` names a test's own. */
+export async function createStack(namespace = 'default', address = inject('temporalAddress')): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
-  const address = inject('temporalAddress');
   const connection = await Connection.connect({ address });
   const nativeConnection = await NativeConnection.connect({ address });
   const client = new Client({ connection, namespace });

@@ -1,0 +1,13 @@
+// dbchange's own metric names, shared by the workflow and activity code that emits them and by the docs and tests.
+export const METRIC = {
+  /** counter: migrations applied, tagged by environment */
+  migrationsApplied: 'dbchange_migrations_applied',
+  /** histogram (ms): how long an applied migration took, lock waits included */
+  migrationDuration: 'dbchange_migration_duration',
+  /** counter: statements that hit lock_timeout and were tried again, tagged by environment */
+  lockTimeoutRetries: 'dbchange_lock_timeout_retries',
+  /** counter: times a pipeline stopped for a person after a failure, tagged by environment */
+  pipelinesBlocked: 'dbchange_pipelines_blocked',
+  /** histogram (ms): from reaching an approval gate to its outcome, tagged by environment and outcome */
+  approvalWait: 'dbchange_approval_wait',
+} as const;

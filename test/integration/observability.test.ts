@@ -1,0 +1,123 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import { METRIC } from '../../core/metric-names';
+import type { PipelineStatus } from '../../core/pipeline';
+import { assertBuilt, startWorkerProcess, stopWorkerProcesses, type CliTarget, type WorkerProcess } from '../helpers/processes';
+import { query } from '../helpers/postgres';
+import { createProject, migration, type TestProject } from '../helpers/project';
+import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+import { freePort } from '../../examples/demo/ports';
+import { ARTIFACTS_DIR } from '../helpers/browser';
+
+const WORKFLOW_ID = 'pdm-obs-staging+obs-production';
+const APPROVAL_WAIT_MS = 1_500;
+
+/** Sums every sample of `name` (any tags) whose tags include `tags`. */
+function sample(metricsText: string, name: string, tags: Record<string, string> = {}): number {
+  let total = 0;
+  for (const line of metricsText.split('\n')) {
+    const match = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((label) => [label[1], label[2]]));
+    if (Object.entries(tags).every(([key, value]) => labels[key] === value)) total += Number(match[3]);
+  }
+  return total;
+}
+
+describe('worker metrics and logs', () => {
+  let stack: Stack;
+  let project: TestProject;
+  let target: CliTarget;
+  let worker: WorkerProcess;
+  let metricsUrl: string;
+
+  beforeAll(async () => {
+    assertBuilt();
+    stack = await createStack();
+    project = await createProject('obs', {
+      environments: [{ name: 'obs-staging' }, { name: 'obs-production', approvalRoles: ['release-manager'] }],
+      migrations: {
+        '20241001000001_add_account_note.sql': migration('ALTER TABLE obs_accounts ADD COLUMN note text;'),
+        '20241001000002_seed_first_account.sql': migration('INSERT INTO obs_accounts (id) VALUES (1);'),
+      },
+    });
+    for (const url of Object.values(project.urls)) await query(url, 'CREATE TABLE obs_accounts (id bigint PRIMARY KEY)');
+    // Production already has the row: the second migration fails there and blocks the pipeline.
+    await query(project.urls['obs-production'], 'INSERT INTO obs_accounts (id) VALUES (1)');
+    target = { address: stack.address, taskQueue: stack.newTaskQueue(), configPath: project.configPath };
+    const port = await freePort(20_000 + Math.floor(Math.random() * 20_000));
+    metricsUrl = `http://127.0.0.1:${port}/metrics`;
+    worker = await startWorkerProcess(target, { args: ['--metrics-address', `127.0.0.1:${port}`], env: { DBCHANGE_LOG_LEVEL: 'INFO' } });
+  });
+  afterAll(async () => {
+    await stopWorkerProcesses(worker ? [worker] : []);
+    await stack?.close();
+    await project?.cleanup();
+  });
+
+  const scrape = async () => (await fetch(metricsUrl)).text();
+
+  it('counts applied migrations, lock-timeout retries, blocks and approval wait, and logs JSON lines with workflow id and environment', { timeout: 90_000 }, async () => {
+    const before = await scrape();
+    expect(before).toMatch(/^temporal_\w+/m);
+    for (const name of Object.values(METRIC)) expect(before, name).not.toContain(name);
+
+    // A session holds a lock on staging's table: the ALTER hits lock_timeout and waits for it.
+    const blocker = new pg.Client({ connectionString: project.urls['obs-staging'] });
+    await blocker.connect();
+    await blocker.query('BEGIN; LOCK TABLE obs_accounts IN ACCESS SHARE MODE');
+    const handle = await startPipeline(stack.client, project.config, { requestedBy: 'dave', taskQueue: target.taskQueue });
+    await eventually(async () => (await pipelineStatus(stack.client, WORKFLOW_ID)).waitingFor?.includes('waiting for pid'), 'the ALTER to wait on the blocker');
+    await blocker.query('COMMIT');
+    await blocker.end();
+
+    await eventually(async () => (await pipelineStatus(stack.client, WORKFLOW_ID)).stage === 'waiting-approval', 'the approval gate');
+    await new Promise((resolve) => setTimeout(resolve, APPROVAL_WAIT_MS));
+    expect(await sendDecision(stack.client, WORKFLOW_ID, 'approve', { user: 'alice', role: 'release-manager' })).toMatchObject({ accepted: true });
+    await eventually(async () => (await pipelineStatus(stack.client, WORKFLOW_ID)).stage === 'blocked', 'the block on production');
+    await eventually(async () => (await stack.client.workflow.getHandle(WORKFLOW_ID).describe()).raw.pendingActivities?.length === 0, 'the blocked notification to finish');
+    expect(await sendDecision(stack.client, WORKFLOW_ID, 'resolve', { user: 'alice', action: 'mark-complete' })).toMatchObject({ accepted: true });
+    const result: PipelineStatus = await handle.result();
+    expect(result.stage).toBe('complete');
+    const stagingRetries = result.results[0].migrations[0].lockRetries ?? 0;
+    expect(stagingRetries).toBeGreaterThanOrEqual(1);
+
+    // Metrics are exported as they are recorded; a scrape may still miss the last few milliseconds.
+    const after = await eventually(async () => {
+      const text = await scrape();
+      return sample(text, `${METRIC.approvalWait}_count`) === 1 && text;
+    }, 'the approval wait in the metrics');
+    // Kept for people reading what the endpoint serves (test/artifacts/ is not committed).
+    mkdirSync(ARTIFACTS_DIR, { recursive: true });
+    writeFileSync(join(ARTIFACTS_DIR, 'worker-metrics.txt'), after);
+    expect(sample(after, METRIC.migrationsApplied, { environment: 'obs-staging' })).toBe(2);
+    expect(sample(after, METRIC.migrationsApplied, { environment: 'obs-production' })).toBe(1);
+    expect(sample(after, `${METRIC.migrationDuration}_count`)).toBe(3);
+    expect(sample(after, METRIC.lockTimeoutRetries, { environment: 'obs-staging' })).toBe(stagingRetries);
+    expect(sample(after, METRIC.lockTimeoutRetries, { environment: 'obs-production' })).toBe(0);
+    expect(sample(after, METRIC.pipelinesBlocked, { environment: 'obs-production' })).toBe(1);
+    expect(sample(after, `${METRIC.approvalWait}_count`, { environment: 'obs-production', outcome: 'approved' })).toBe(1);
+    // The wait is measured in workflow time, from the gate to the approval: at least the pause above, and not minutes.
+    const waited = sample(after, `${METRIC.approvalWait}_sum`);
+    expect(waited).toBeGreaterThanOrEqual(APPROVAL_WAIT_MS);
+    expect(waited).toBeLessThan(APPROVAL_WAIT_MS + 30_000);
+
+    const logLines = worker.output().split('\n').filter((line) => line.startsWith('{'));
+    const entries = logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(entries.length).toBeGreaterThan(0);
+    for (const entry of entries) expect(Object.keys(entry).slice(0, 3)).toEqual(['time', 'level', 'message']);
+    const ours = entries.filter((entry) => entry.workflowId === WORKFLOW_ID);
+    expect(ours.find((entry) => entry.environment === 'obs-production' && entry.stage === 'waiting-approval')).toMatchObject({
+      level: 'INFO',
+      message: 'waiting for approval by release-manager before obs-production',
+    });
+    expect(ours.find((entry) => entry.environment === 'obs-staging' && entry.message === 'applied 20241001000001 on obs-staging')).toMatchObject({ version: '20241001000001', lockRetries: stagingRetries });
+  });
+
+  it('replays the history it produced without nondeterminism', async () => {
+    expect(await replayWorkflows(stack, [WORKFLOW_ID])).toBe(1);
+  });
+});

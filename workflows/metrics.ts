@@ -1,0 +1,11 @@
+// Workflow-side dbchange metrics: the SDK's workflow meter skips them while replaying, so each is counted once.
+import { metricMeter } from '@temporalio/workflow';
+import { METRIC } from '../core/metric-names';
+
+export function countPipelineBlocked(environment: string): void {
+  metricMeter.createCounter(METRIC.pipelinesBlocked, 'blocks', 'pipelines stopped for a person after a failure').add(1, { environment });
+}
+
+export function recordApprovalWait(environment: string, waitedMs: number, outcome: 'approved' | 'rejected' | 'timed-out'): void {
+  metricMeter.createHistogram(METRIC.approvalWait, 'int', 'ms', 'time from an approval gate to its outcome').record(waitedMs, { environment, outcome });
+}
