@@ -5,7 +5,7 @@ import { ChangeRequestError } from '../../core/change-request';
 import { readChangeRequestFile } from '../../core/change-request-file';
 import type { ChangeRequestStatus } from '../../core/change-status';
 import { requiredApprovals } from '../../core/change-steps';
-import { ConfigError, type DbChangeConfig } from '../../core/config';
+import { ConfigError, selectEnvironments, type DbChangeConfig } from '../../core/config';
 import { changeRequestStatus, changeWorkflowIdOf, firstChangeStatus, isChangeSettled, requestRollback, rollbackAsNewChange, startChangeRequest } from '../change-client';
 import { changeStatusLines, planLines } from '../change-text';
 import type { CommandContext } from '../context';
@@ -25,7 +25,10 @@ export function registerChangeRequestCommands(program: Command, context: Command
     .action(async (file: string, options: { json?: boolean }) => {
       const checked = await readChecked(file, options.json);
       if (!checked) return;
-      const approvals = approvalsIfConfigured(context, checked.changeRequest);
+      const config = configIfPresent(context);
+      // With the project's config at hand, the environments must exist and the approvals are known.
+      if (config) selectEnvironments(config, checked.changeRequest.environments);
+      const approvals = config && requiredApprovals(checked.changeRequest.criticality, config.changeRequests.approvals);
       if (options.json) printJson('cr-validation', { valid: true, file, checksum: checked.checksum, approvals, changeRequest: checked.changeRequest });
       else process.stdout.write(`${planLines(file, checked.changeRequest, checked.checksum, approvals).join('\n')}\n`);
     });
@@ -125,16 +128,14 @@ async function readChecked(file: string, json?: boolean) {
   }
 }
 
-/** The approvals the project's config asks for, or undefined when there is no config to read. */
-function approvalsIfConfigured(context: CommandContext, cr: { criticality: Parameters<typeof requiredApprovals>[0] }): string[] | undefined {
-  let config: DbChangeConfig;
+/** The project's config, or undefined when there is none here (validating a CR needs no project). */
+function configIfPresent(context: CommandContext): DbChangeConfig | undefined {
   try {
-    config = context.config();
+    return context.config();
   } catch (error) {
-    if (error instanceof ConfigError && /file not found/.test(error.message)) return undefined;
+    if (error instanceof ConfigError && error.problems.some((problem) => problem.startsWith('file not found'))) return undefined;
     throw error;
   }
-  return requiredApprovals(cr.criticality, config.changeRequests.approvals);
 }
 
 function exitCodeFor(snapshot: ChangeRequestStatus): number {
