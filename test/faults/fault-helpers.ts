@@ -76,10 +76,10 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Writes the stack's workflow bundle to a file that prebundled-worker.js processes load. */
-export function writeBundle(stack: Stack): string {
+/** Writes a workflow bundle (a stack's, usually) to a file that prebundled-worker.js processes load. */
+export function writeBundle(source: { bundle: { code: string } }): string {
   const path = join(mkdtempSync(join(tmpdir(), 'dbchange-bundle-')), 'workflows.js');
-  writeFileSync(path, stack.bundle.code);
+  writeFileSync(path, source.bundle.code);
   return path;
 }
 
