@@ -6,6 +6,7 @@ import { requireDatabaseUrl, type EnvironmentConfig } from '../core/config';
 export const APPLIER_LOCK_KEY = 0x6462_6368; // "dbch"
 export const SCHEMA_MIGRATIONS_TABLE = 'schema_migrations';
 export const LEDGER_TABLE = 'dbchange_migration_log';
+export const CHANGE_LOG_TABLE = 'dbchange_change_log';
 
 export const CREATE_BOOKKEEPING_SQL = `
 CREATE TABLE IF NOT EXISTS ${SCHEMA_MIGRATIONS_TABLE} (version varchar PRIMARY KEY);
@@ -25,6 +26,20 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
   error text
 );
 CREATE INDEX IF NOT EXISTS ${LEDGER_TABLE}_version_idx ON ${LEDGER_TABLE} (version);
+CREATE TABLE IF NOT EXISTS ${CHANGE_LOG_TABLE} (
+  id bigserial PRIMARY KEY,
+  change_id text NOT NULL,
+  checksum text NOT NULL,
+  environment text NOT NULL,
+  phase text NOT NULL CHECK (phase IN ('execute', 'rollback')),
+  step_id text NOT NULL,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 1,
+  workflow_id text NOT NULL,
+  run_id text NOT NULL,
+  -- A step runs once per run, environment and phase: a retry after a lost acknowledgement finds this row.
+  UNIQUE (run_id, environment, phase, step_id)
+);
 `;
 
 export class DatabasePools {

@@ -1,16 +1,29 @@
 // Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
+import { existsSync, readFileSync } from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
 import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
 import { comparePending, describeEdited } from '../core/pending';
-import type { MigrationOutcome, QaResult } from '../core/pipeline';
+import type { AppQuery, CompatibilityResult } from '../core/compatibility';
+import type { PrecheckFinding } from '../core/prechecks';
+import type { MigrationGateReport, MigrationOutcome, QaResult } from '../core/pipeline';
+import { capturePgStatStatements, explainQueries, readQueryFile } from './compatibility';
+import { driftBetween } from './drift';
+import { lintMigrationText } from './lint';
+import { describeRegularDrift } from '../core/drift';
+import { runPrechecks, type SqlToCheck } from './prechecks';
 import { applyMigrationOnce } from './apply-migration';
 import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
 import { runQaCommand } from './qa-gate';
 import { applierProgress } from '../workflows/messages';
+import { ChangeRequestError, type ChangeRequest, type ChangeStep, type CheckStep, type SqlStep } from '../core/change-request';
+import { checkChangeRequestText } from '../core/change-request-file';
+import { requiredApprovals, stepSettings, type LockSettings } from '../core/change-steps';
+import { ConfigError } from '../core/config';
+import { rehearseSteps, runCheckStep, runSqlStep, type CheckResult, type RehearsalReport, type SqlStepResult, type StepRun } from './change-steps';
 
 export const APPLIED_MIGRATION_EDITED = 'AppliedMigrationEdited';
 export const INVALID_MIGRATION_FILE = 'InvalidMigrationFile';
@@ -22,7 +35,27 @@ export interface PipelinePlan {
   environments: { name: string; qa: boolean; approval?: { roles: string[]; timeoutMs: number } }[];
   approvers: Record<string, string[]>;
   recheckIntervalMs: number;
+  /** Whether the project lists its application's queries, so the compatibility gate has something to check. */
+  compatibilityGate: boolean;
+  /** What regular-migration drift between consecutive environments does: refuse (block) or warn. */
+  drift: 'refuse' | 'warn';
 }
+
+/** What a change request needs in its history: the checked CR, who must approve, and timings. No secrets. */
+export interface ChangePlan {
+  changeRequest: ChangeRequest;
+  checksum: string;
+  /** Roles that must each approve, by different people, before the change starts. */
+  approvals: string[];
+  approvers: Record<string, string[]>;
+  approvalTimeoutMs: number;
+  rollbackWindowMs: number;
+  recheckIntervalMs: number;
+  /** The project's lock settings with the CR's own lockRetry on top; steps may override the timeouts. */
+  settings: LockSettings;
+}
+
+export const INVALID_CHANGE_REQUEST = 'InvalidChangeRequest';
 
 export interface PendingMigration {
   version: string;
@@ -82,7 +115,50 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         })),
         approvers: config.approvers,
         recheckIntervalMs: config.recheckIntervalMs,
+        compatibilityGate: Boolean(config.gates.compatibility.queries) || config.gates.compatibility.pgStatStatements,
+        drift: config.gates.drift,
       };
+    },
+
+    /** Lint (advisory) and data-aware prechecks of one pending migration against its environment, right before it is applied. */
+    async precheckMigration(ref: MigrationRef): Promise<MigrationGateReport> {
+      const migration = migrationFor(ref);
+      // Lint is advisory here: a linter that cannot run is reported, and must not hold the migration.
+      const lint = await lintMigrationText(migration.fileName, readFileSync(migration.path, 'utf8'), 'post-deploy').catch((error: Error) => [
+        { file: migration.fileName, line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
+      ]);
+      const prechecks = await runPrechecks(
+        pools.pool(environmentNamed(ref.environment)),
+        [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
+        config.gates.precheckTimeoutMs,
+      );
+      return { lint, prechecks };
+    },
+
+    /** The same prechecks for any SQL, e.g. a change request's steps: findings with severity block or warn. */
+    async precheckSql(input: { environment: string; sources: SqlToCheck[] }): Promise<PrecheckFinding[]> {
+      return runPrechecks(pools.pool(environmentNamed(input.environment)), input.sources, config.gates.precheckTimeoutMs);
+    },
+
+    /** Regular migrations run on `previous` but not on `environment`, or the other way round: drift the pipeline must not promote past. */
+    async compareRegularMigrations(input: { previous: string; environment: string }): Promise<string[]> {
+      try {
+        return describeRegularDrift(await driftBetween(config, pools, input.previous, input.environment));
+      } catch (error) {
+        if (error instanceof MigrationFileError) throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
+        throw error;
+      }
+    },
+
+    /** EXPLAINs the running application's queries against an environment; failures name the query and the error. */
+    async checkCompatibility(environment: string): Promise<CompatibilityResult> {
+      const pool = pools.pool(environmentNamed(environment));
+      const { queries: file, pgStatStatements } = config.gates.compatibility;
+      if (file && !existsSync(file)) {
+        throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `gates.compatibility.queries: ${file} not found; point it at the file of the application's queries` });
+      }
+      const queries: AppQuery[] = [...(file ? await readQueryFile(file) : []), ...(pgStatStatements ? await capturePgStatStatements(pool) : [])];
+      return explainQueries(pool, environment, queries, config.gates.precheckTimeoutMs);
     },
 
     async listPendingMigrations(environment: string): Promise<PendingMigration[]> {
@@ -148,6 +224,53 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
       const qa = environmentNamed(environment).qa;
       if (!qa) throw ApplicationFailure.create({ nonRetryable: true, message: `environment ${environment} has no qa command` });
       return runQaCommand(qa.command, qa.timeoutMs, environment, config.path);
+    },
+
+    /** Checks the CR text again on the worker: the checksum must match, and every environment must exist here. */
+    async planChangeRequest(input: { file: string; content: string; checksum: string }): Promise<ChangePlan> {
+      try {
+        const checked = await checkChangeRequestText(input.content, input.file);
+        if (checked.checksum !== input.checksum) {
+          throw new ChangeRequestError(input.file, [`checksum ${input.checksum} does not match the content (sha256 ${checked.checksum}); start the change from the file with \`dbchange cr execute\``]);
+        }
+        selectEnvironments(config, checked.changeRequest.environments);
+        return {
+          changeRequest: checked.changeRequest,
+          checksum: checked.checksum,
+          approvals: requiredApprovals(checked.changeRequest.criticality, config.changeRequests.approvals),
+          approvers: config.approvers,
+          approvalTimeoutMs: config.changeRequests.approvalTimeoutMs,
+          rollbackWindowMs: config.changeRequests.rollbackWindowMs,
+          recheckIntervalMs: config.recheckIntervalMs,
+          settings: stepSettings(config.lockRetry, checked.changeRequest.lockRetry),
+        };
+      } catch (error) {
+        if (error instanceof ChangeRequestError || error instanceof ConfigError) {
+          throw ApplicationFailure.create({ type: INVALID_CHANGE_REQUEST, nonRetryable: true, message: error.message });
+        }
+        throw error;
+      }
+    },
+
+    async runChangeSql(input: { run: StepRun; step: SqlStep; settings: LockSettings }): Promise<SqlStepResult> {
+      const context = Context.current();
+      const heartbeat = setInterval(() => context.heartbeat({ step: input.step.id }), HEARTBEAT_EVERY_MS);
+      try {
+        return await runSqlStep(pools.pool(environmentNamed(input.run.environment)), input.run, input.step, input.settings);
+      } finally {
+        clearInterval(heartbeat);
+      }
+    },
+
+    async runChangeCheck(input: { environment: string; step: CheckStep; settings: LockSettings }): Promise<CheckResult> {
+      return runCheckStep(pools.pool(environmentNamed(input.environment)), input.step, input.settings);
+    },
+
+    /** The dry run of one environment: the steps, then the rollback, in one transaction that is rolled back. */
+    async rehearseChange(input: { environment: string; steps: ChangeStep[]; rollback: ChangeStep[]; settings: LockSettings }): Promise<RehearsalReport> {
+      const settingsOf = (step: ChangeStep) => (step.kind === 'sql' ? stepSettings(input.settings, {}, step) : input.settings);
+      const phases = [{ phase: 'execute' as const, steps: input.steps }, { phase: 'rollback' as const, steps: input.rollback }];
+      return rehearseSteps(pools.pool(environmentNamed(input.environment)), input.environment, phases, settingsOf);
     },
 
     async notify(notification: Notification): Promise<void> {

@@ -1,6 +1,8 @@
 // Production checks before each environment: incidents, running critical changes, change locks.
 import type { Client } from '@temporalio/client';
 import { activeChangeLock } from '../core/change-lock';
+import { CHANGE_REQUEST_WORKFLOW_TYPE } from '../core/change-status';
+import { HOLDING_CRITICALITIES } from '../core/criticality';
 import type { ChangeLockWindow } from '../core/config';
 import { BLOCKING_SEVERITY, INCIDENT_WORKFLOW_TYPE } from '../core/incident';
 import { SEVERITY } from '../core/search-attributes';
@@ -25,7 +27,8 @@ export async function runProductionChecks(
     reasons.push(`active severity ${incident.typedSearchAttributes.get(SEVERITY) ?? '?'} incident ${incident.workflowId}`);
   }
   const changes = client.workflow.list({
-    query: `WorkflowType = 'changeRequest' AND ExecutionStatus = 'Running' AND DbChangeCriticality IN ('C1', 'C2') AND DbChangeEnvironment = '${environment}'`,
+    // A change in its rollback window is complete; only one that is changing the environment (or stuck doing so) holds.
+    query: `WorkflowType = '${CHANGE_REQUEST_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND DbChangeKind = 'cr' AND DbChangeCriticality IN (${HOLDING_CRITICALITIES.map((level) => `'${level}'`).join(', ')}) AND DbChangeEnvironment = '${environment}' AND DbChangeStatus IN ('in-progress', 'blocked')`,
   });
   for await (const change of changes) {
     if (change.workflowId !== selfWorkflowId) reasons.push(`running critical change ${change.workflowId} on ${environment}`);

@@ -1,24 +1,54 @@
-// Follows a pipeline until it ends: a live progress line on stderr, the final snapshot returned.
+// Follows a workflow until it ends: a live progress line on stderr, the final snapshot returned.
 import type { Client } from '@temporalio/client';
+import type { ChangeRequestStatus } from '../core/change-status';
 import type { PipelineStatus } from '../core/pipeline';
+import { changeRequestStatus, isChangeSettled } from './change-client';
+import { describeChangeProgress } from './change-text';
 import { createLiveLine } from './output';
 import { isFinal, pipelineStatus } from './pipeline-client';
 import { describeProgress } from './snapshot-text';
 
 const POLL_MS = 1_000;
 
-export async function followPipeline(client: Client, workflowId: string): Promise<PipelineStatus> {
+interface Followed<T> {
+  read(): Promise<T>;
+  describe(snapshot: T): string;
+  settled(snapshot: T): boolean;
+  /** The snapshot to return when the workflow closed without reaching a settled stage. */
+  closed(snapshot: T, status: string): T;
+}
+
+async function follow<T>(client: Client, workflowId: string, followed: Followed<T>): Promise<T> {
   const line = createLiveLine();
   try {
     for (;;) {
-      const snapshot = await pipelineStatus(client, workflowId);
-      line.update(isFinal(snapshot) ? `[${snapshot.stage}] ${snapshot.summary ?? ''}` : describeProgress(snapshot));
-      if (isFinal(snapshot)) return snapshot;
+      const snapshot = await followed.read();
+      line.update(followed.describe(snapshot));
+      if (followed.settled(snapshot)) return snapshot;
       const { status } = await client.workflow.getHandle(workflowId).describe();
-      if (status.name !== 'RUNNING') return { ...snapshot, stage: 'failed', summary: `workflow ${status.name.toLowerCase()}` };
+      if (status.name !== 'RUNNING') return followed.closed(snapshot, status.name.toLowerCase());
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   } finally {
     line.done();
   }
+}
+
+export function followPipeline(client: Client, workflowId: string): Promise<PipelineStatus> {
+  return follow(client, workflowId, {
+    read: () => pipelineStatus(client, workflowId),
+    describe: (snapshot) => (isFinal(snapshot) ? `[${snapshot.stage}] ${snapshot.summary ?? ''}` : describeProgress(snapshot)),
+    settled: isFinal,
+    closed: (snapshot, status) => ({ ...snapshot, stage: 'failed', summary: `workflow ${status}` }),
+  });
+}
+
+/** Follows a change request until it is complete (its rollback window may stay open), rolled back or ended. */
+export function followChange(client: Client, workflowId: string): Promise<ChangeRequestStatus> {
+  return follow(client, workflowId, {
+    read: () => changeRequestStatus(client, workflowId),
+    describe: describeChangeProgress,
+    settled: isChangeSettled,
+    closed: (snapshot, status) => ({ ...snapshot, stage: 'failed', summary: `workflow ${status}` }),
+  });
 }

@@ -1,9 +1,13 @@
 // The `dbchange` command: one small entry, one module per command group.
 import { Command, CommanderError } from 'commander';
+import { ChangeRequestError } from '../core/change-request';
 import { ConfigError } from '../core/config';
 import { MigrationFileError } from '../core/migration-files';
+import { registerChangeRequestCommands } from './commands/cr';
 import { registerDecisionCommands } from './commands/decisions';
+import { registerDriftCommand } from './commands/drift';
 import { registerIncidentCommands } from './commands/incident';
+import { registerLintCommand } from './commands/lint';
 import { registerMigrationCommands } from './commands/migrations';
 import { registerPdmCommands } from './commands/pdm';
 import { registerServerCommands } from './commands/servers';
@@ -20,8 +24,11 @@ export async function main(argv: string[]): Promise<number> {
   registerServerCommands(program, context);
   registerMigrationCommands(program, context);
   registerPdmCommands(program, context);
+  registerChangeRequestCommands(program, context);
   registerDecisionCommands(program, context);
   registerIncidentCommands(program, context);
+  registerLintCommand(program, context);
+  registerDriftCommand(program, context);
   program.addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 waiting for a person, 3 refused.\nEvery command has --help with an example.');
 
   try {
@@ -30,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.refused;
     process.stderr.write(`dbchange: ${oneLine(error)}\n`);
-    return error instanceof CliError ? error.exitCode : error instanceof ConfigError || error instanceof MigrationFileError ? EXIT.refused : EXIT.failure;
+    return error instanceof CliError ? error.exitCode : error instanceof ConfigError || error instanceof MigrationFileError || error instanceof ChangeRequestError ? EXIT.refused : EXIT.failure;
   } finally {
     await context.close().catch(() => undefined);
   }
@@ -38,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
 
 function oneLine(error: unknown): string {
   if (error instanceof ConfigError) return `invalid config ${error.file}: ${error.problems.join('; ')}`;
+  if (error instanceof ChangeRequestError) return `invalid change request ${error.file}: ${error.problems.join('; ')}`;
   if (error instanceof Error) {
     if ((error as { code?: string }).code === 'ECONNREFUSED' || /connect ECONNREFUSED|failed to connect/i.test(error.message)) {
       return `cannot reach ${error.message.includes('5432') ? 'PostgreSQL' : 'Temporal'}: ${error.message}; check TEMPORAL_ADDRESS / the database URL, or start \`dbchange dev\``;

@@ -1,7 +1,8 @@
 // dbchange.yaml comes in untrusted and leaves parsed: every problem is reported at once, by key and line.
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { CRITICALITIES, DEFAULT_CR_APPROVALS, type Criticality } from './criticality';
 import { parseDuration } from './duration';
+import { describeSchemaIssues, readYamlSource } from './yaml-source';
 
 export const DEFAULT_CONFIG_FILE = 'dbchange.yaml';
 
@@ -40,6 +41,23 @@ const configSchema = z.strictObject({
     .array(z.strictObject({ start: z.iso.datetime({ offset: true }), end: z.iso.datetime({ offset: true }), reason: z.string().min(1) }))
     .default([]),
   productionChecks: z.strictObject({ recheckInterval: duration.default('1m') }).default({ recheckInterval: '1m' }),
+  changeRequests: z
+    .strictObject({
+      /** Roles whose approval a CR of each criticality needs: one distinct person per role, never the requester. */
+      approvals: z.strictObject(Object.fromEntries(CRITICALITIES.map((level) => [level, z.array(z.string().min(1)).optional()])) as Record<Criticality, z.ZodOptional<z.ZodArray<z.ZodString>>>).default({}),
+      rollbackWindow: duration.default('24h'),
+      approvalTimeout: duration.default('24h'),
+    })
+    .default({ approvals: {}, rollbackWindow: '24h', approvalTimeout: '24h' }),
+  gates: z
+    .strictObject({
+      precheckTimeout: duration.default('30s'),
+      compatibility: z
+        .strictObject({ queries: z.string().min(1).optional(), pgStatStatements: z.boolean().default(false) })
+        .default({ pgStatStatements: false }),
+      drift: z.enum(['refuse', 'warn']).default('refuse'),
+    })
+    .default({ precheckTimeout: '30s', compatibility: { pgStatStatements: false }, drift: 'refuse' }),
 });
 
 type RawConfig = z.infer<typeof configSchema>;
@@ -70,6 +88,17 @@ export interface DbChangeConfig {
   lockRetry: { lockTimeoutMs: number; statementTimeoutMs: number; maxWaitMs: number };
   changeLocks: ChangeLockWindow[];
   recheckIntervalMs: number;
+  changeRequests: { approvals: Record<Criticality, string[]>; rollbackWindowMs: number; approvalTimeoutMs: number };
+  gates: GatesConfig;
+}
+
+export interface GatesConfig {
+  /** statement_timeout of each read-only precheck query. */
+  precheckTimeoutMs: number;
+  /** The running application's queries: a SQL file (absolute path), and/or pg_stat_statements of each environment. */
+  compatibility: { queries?: string; pgStatStatements: boolean };
+  /** Promoting to an environment whose regular migrations differ from the previous one's: refuse (block) or warn. */
+  drift: 'refuse' | 'warn';
 }
 
 export class ConfigError extends Error {
@@ -87,51 +116,24 @@ export class ConfigError extends Error {
  * error everywhere except in secrets (databaseUrl, webhookUrl), which only the worker needs.
  */
 export function parseConfig(text: string, file: string, env: Record<string, string | undefined>, baseDir: string): DbChangeConfig {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false });
-  const problems: string[] = document.errors.map(
-    (error) => `line ${lineCounter.linePos(error.pos[0]).line}: ${error.message.split('\n')[0]}`,
-  );
-  if (problems.length > 0) throw new ConfigError(file, problems);
-
-  const lineOfKey = (parent: PropertyKey[], key: string): string => {
-    const map = document.getIn(parent as (string | number)[], true) as { items?: { key?: { value?: unknown; range?: [number, number] } }[] } | undefined;
-    const range = map?.items?.find((pair) => pair.key?.value === key)?.key?.range;
-    return range ? `line ${lineCounter.linePos(range[0]).line}` : lineOf([...parent, key]);
-  };
-  const lineOf = (path: PropertyKey[]): string => {
-    for (let depth = path.length; depth >= 0; depth--) {
-      const node = document.getIn(path.slice(0, depth) as (string | number)[], true) as { range?: [number, number] } | undefined;
-      if (node?.range) return `line ${lineCounter.linePos(node.range[0]).line}`;
-    }
-    return 'top level';
-  };
+  const source = readYamlSource(text);
+  if (source.syntaxErrors.length > 0) throw new ConfigError(file, source.syntaxErrors);
+  const problems: string[] = [];
 
   const missingBySecret = new Map<string, string[]>();
-  const expanded = expandVariables(document.toJS(), env, [], (path, name) => {
+  const expanded = expandVariables(source.data, env, [], (path, name) => {
     const key = path.join('.');
     if (isSecretPath(path)) {
       missingBySecret.set(key, [...(missingBySecret.get(key) ?? []), name]);
       return 'keep';
     }
-    problems.push(`${lineOf(path)}: ${key}: environment variable ${name} is not set`);
+    problems.push(`${source.lineOf(path)}: ${key}: environment variable ${name} is not set`);
     return 'drop';
   });
 
   const parsed = configSchema.safeParse(expanded ?? {});
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const key = issue.path.join('.') || '(top level)';
-      if (issue.code === 'unrecognized_keys') {
-        for (const unknown of issue.keys) {
-          problems.push(`${lineOfKey(issue.path, unknown)}: ${[...issue.path, unknown].join('.')}: unknown key (check its spelling)`);
-        }
-      } else {
-        problems.push(`${lineOf(issue.path)}: ${key}: ${issue.message}`);
-      }
-    }
-  }
-  problems.push(...crossFieldProblems(expanded, lineOf));
+  if (!parsed.success) problems.push(...describeSchemaIssues(parsed.error.issues, source));
+  problems.push(...crossFieldProblems(expanded, source.lineOf));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(file, problems);
   return toConfig(parsed.data, file, baseDir, missingBySecret);
 }
@@ -216,6 +218,19 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
     },
     changeLocks: raw.changeLocks,
     recheckIntervalMs: parseDuration(raw.productionChecks.recheckInterval)!,
+    changeRequests: {
+      approvals: { ...DEFAULT_CR_APPROVALS, ...raw.changeRequests.approvals } as Record<Criticality, string[]>,
+      rollbackWindowMs: parseDuration(raw.changeRequests.rollbackWindow)!,
+      approvalTimeoutMs: parseDuration(raw.changeRequests.approvalTimeout)!,
+    },
+    gates: {
+      precheckTimeoutMs: parseDuration(raw.gates.precheckTimeout)!,
+      compatibility: {
+        queries: raw.gates.compatibility.queries ? resolvePath(raw.gates.compatibility.queries) : undefined,
+        pgStatStatements: raw.gates.compatibility.pgStatStatements,
+      },
+      drift: raw.gates.drift,
+    },
   };
 }
 

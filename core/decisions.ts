@@ -7,8 +7,15 @@ export interface Approval {
   user: string;
   role: string;
   comment?: string;
+  /** Change requests only: the sha256 (or its first 12+ characters) of the CR file the approver reviewed. */
+  checksum?: string;
 }
 export interface Rejection {
+  user: string;
+  reason: string;
+}
+/** Asks a complete (or blocked) change request to run its rollback steps. */
+export interface RollbackRequest {
   user: string;
   reason: string;
 }
@@ -21,7 +28,7 @@ export interface Resolution {
 /** One entry of a workflow's decision history: accepted or refused, never silently dropped. */
 export interface DecisionRecord {
   at: string;
-  kind: 'approve' | 'reject' | 'resolve';
+  kind: 'approve' | 'reject' | 'resolve' | 'rollback';
   user: string;
   role?: string;
   action?: ResolveAction;
@@ -58,13 +65,30 @@ function fields<K extends string>(payload: unknown, spec: Record<K, boolean>): C
 }
 
 export function checkApprovalPayload(payload: unknown): Checked<Approval> {
-  const checked = fields(payload, { user: true, role: true, comment: false });
+  const checked = fields(payload, { user: true, role: true, comment: false, checksum: false });
   return checked.ok ? { ok: true, value: checked.value as Approval } : checked;
 }
 
 export function checkRejectionPayload(payload: unknown): Checked<Rejection> {
   const checked = fields(payload, { user: true, reason: true });
   return checked.ok ? { ok: true, value: checked.value as Rejection } : checked;
+}
+
+export function checkRollbackPayload(payload: unknown): Checked<RollbackRequest> {
+  const checked = fields(payload, { user: true, reason: true });
+  return checked.ok ? { ok: true, value: checked.value as RollbackRequest } : checked;
+}
+
+const MIN_CHECKSUM_PREFIX = 12;
+
+/** Why an approval's checksum does not name this change's content, or undefined when it does. */
+export function checksumRefusal(given: string | undefined, expected: string): string | undefined {
+  const short = expected.slice(0, MIN_CHECKSUM_PREFIX);
+  if (!given) return `name the checksum you reviewed (checksum ${short}, from \`dbchange cr validate FILE\`)`;
+  const normalized = given.trim().toLowerCase();
+  if (normalized.length < MIN_CHECKSUM_PREFIX) return `checksum ${given} is too short: give at least ${MIN_CHECKSUM_PREFIX} characters (${short})`;
+  if (!expected.startsWith(normalized)) return `checksum ${normalized.slice(0, 16)} is not this change's (${short}): what you reviewed is not what runs; review the file again`;
+  return undefined;
 }
 
 export function checkResolutionPayload(payload: unknown, allowed: readonly ResolveAction[] = RESOLVE_ACTIONS): Checked<Resolution> {

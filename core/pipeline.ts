@@ -1,5 +1,8 @@
 // The post-deploy migration pipeline's public shapes: input, status snapshot and result.
+import type { CompatibilityResult } from './compatibility';
 import type { DecisionRecord } from './decisions';
+import type { LintFinding } from './lint-rules';
+import type { PrecheckFinding } from './prechecks';
 
 export const PIPELINE_WORKFLOW_TYPE = 'postDeployMigrationPipeline';
 export const STATUS_VERSION = 1;
@@ -16,6 +19,7 @@ export type PipelineStage =
   | 'waiting-checks'
   | 'applying'
   | 'qa'
+  | 'checking'
   | 'waiting-approval'
   | 'blocked'
   | 'complete'
@@ -53,7 +57,18 @@ export interface EnvironmentResult {
   environment: string;
   migrations: MigrationOutcome[];
   qa?: QaResult;
+  /** What the gates found before and after this environment's migrations; blocking findings also block. */
+  prechecks?: PrecheckFinding[];
+  lint?: LintFinding[];
+  compatibility?: CompatibilityResult;
+  drift?: string[];
   done: boolean;
+}
+
+/** What a migration meets before it is applied: lint findings (advisory) and data-aware prechecks. */
+export interface MigrationGateReport {
+  lint: LintFinding[];
+  prechecks: PrecheckFinding[];
 }
 
 export interface PipelineStatus {

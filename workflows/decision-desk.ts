@@ -4,6 +4,8 @@ import {
   checkApprovalPayload,
   checkRejectionPayload,
   checkResolutionPayload,
+  checkRollbackPayload,
+  checksumRefusal,
   isApprover,
   refusalReason,
   type Checked,
@@ -12,10 +14,11 @@ import {
   type ResolveAction,
 } from '../core/decisions';
 import { formatDuration } from '../core/duration';
-import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, type DecisionAnswer } from './messages';
+import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, rollback, rollbackUpdate, type DecisionAnswer } from './messages';
 
 type Waiting =
-  | { kind: 'approval'; environment: string; roles: string[] }
+  /** One approval in any of `roles`; or, with `approvedBy`, one per role, each from a different person. */
+  | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string> }
   | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[] };
 
 export type ApprovalOutcome = { approved: true; by: string } | { approved: false; by?: string; reason: string };
@@ -29,6 +32,8 @@ export class DecisionDesk {
   constructor(
     private readonly approvers: Record<string, string[]>,
     private readonly requestedBy: string,
+    /** Change requests: approvals must name this checksum of the CR file. */
+    private readonly checksum?: string,
   ) {}
 
   /** Registers approve/reject/resolve as signals and as updates; malformed update payloads are refused by the validator. */
@@ -41,6 +46,25 @@ export class DecisionDesk {
     setHandler(resolveUpdate, (payload) => this.onResolve(payload), {
       validator: (payload) => mustBeValid(checkResolutionPayload(payload)),
     });
+  }
+
+  /** Accepts `rollback` (signal and update) while a resolution that allows rollback is awaited. */
+  installRollback(): void {
+    setHandler(rollback, (payload) => void this.onRollback(payload));
+    setHandler(rollbackUpdate, (payload) => this.onRollback(payload), { validator: (payload) => mustBeValid(checkRollbackPayload(payload)) });
+  }
+
+  /** Waits until every role in `roles` is approved by a different person (none the requester), a rejection, or the timeout. */
+  async waitForApprovals(label: string, roles: string[], timeoutMs: number): Promise<ApprovalOutcome> {
+    const approvedBy: Record<string, string> = {};
+    this.waiting = { kind: 'approval', environment: label, roles, approvedBy };
+    this.approval = undefined;
+    const decided = await condition(() => this.approval !== undefined || roles.every((role) => approvedBy[role]), timeoutMs);
+    this.waiting = undefined;
+    if (this.approval) return this.approval;
+    if (decided) return { approved: true, by: roles.map((role) => approvedBy[role]).join(', ') };
+    const missing = roles.filter((role) => !approvedBy[role]);
+    return { approved: false, reason: `no approval by ${missing.join(' and ')} within ${formatDuration(timeoutMs)}` };
   }
 
   /** Waits for one approval in any of `roles`, a rejection, or the timeout. */
@@ -61,15 +85,29 @@ export class DecisionDesk {
     return this.resolution!;
   }
 
+  /** Waits up to `timeoutMs` for a rollback (the `rollback` message, or resolve with action rollback). */
+  async waitForRollbackRequest(timeoutMs: number): Promise<Resolution | undefined> {
+    this.waiting = { kind: 'resolution', actions: ['rollback'] };
+    this.resolution = undefined;
+    await condition(() => this.resolution !== undefined, timeoutMs);
+    this.waiting = undefined;
+    return this.resolution;
+  }
+
   private onApprove(payload: unknown): DecisionAnswer {
     const checked = checkApprovalPayload(payload);
     if (!checked.ok) return this.refuse('approve', payload, checked.error);
     const { user, role, comment } = checked.value;
     const waiting = this.waiting;
     if (waiting?.kind !== 'approval') return this.refuse('approve', payload, 'nothing is waiting for an approval now');
-    const refusal = refusalReason({ approvers: this.approvers, roles: waiting.roles, requestedBy: this.requestedBy }, user, role);
+    const checksumProblem = this.checksum === undefined ? undefined : checksumRefusal(checked.value.checksum, this.checksum);
+    if (checksumProblem) return this.refuse('approve', payload, checksumProblem);
+    const approvedBy = waiting.approvedBy;
+    const open = approvedBy ? waiting.roles.filter((needed) => !approvedBy[needed]) : waiting.roles;
+    const refusal = refusalReason({ approvers: this.approvers, roles: open, requestedBy: this.requestedBy }, user, role) ?? (approvedBy && secondRoleRefusal(approvedBy, user, waiting.roles));
     if (refusal) return this.refuse('approve', payload, refusal);
-    this.approval = { approved: true, by: user };
+    if (approvedBy) approvedBy[role] = user;
+    else this.approval = { approved: true, by: user };
     return this.accept({ kind: 'approve', user, role, comment, environment: waiting.environment }, `approved ${waiting.environment} as ${role}`);
   }
 
@@ -98,6 +136,21 @@ export class DecisionDesk {
     return this.accept({ kind: 'resolve', user, action, comment, environment: waiting?.environment }, `resolved: ${action}`);
   }
 
+  private onRollback(payload: unknown): DecisionAnswer {
+    const checked = checkRollbackPayload(payload);
+    if (!checked.ok) return this.refuse('rollback', payload, checked.error);
+    const { user, reason } = checked.value;
+    const waiting = this.waiting;
+    if (waiting?.kind !== 'resolution' || !waiting.actions.includes('rollback')) {
+      return this.refuse('rollback', payload, 'a rollback is accepted once the change is complete (within its rollback window) or blocked; it is neither now');
+    }
+    if (!isApprover(this.approvers, user) && user !== this.requestedBy) {
+      return this.refuse('rollback', payload, `${user} is not a configured approver (add them under approvers in dbchange.yaml)`);
+    }
+    this.resolution = { user, action: 'rollback', comment: reason };
+    return this.accept({ kind: 'rollback', user, action: 'rollback', comment: reason, environment: waiting.environment }, 'rollback requested');
+  }
+
   private accept(record: Omit<DecisionRecord, 'at' | 'accepted'>, reason: string): DecisionAnswer {
     this.decisions.push({ ...record, at: new Date().toISOString(), accepted: true, reason });
     return { accepted: true, reason };
@@ -109,6 +162,12 @@ export class DecisionDesk {
     this.decisions.push({ kind, user, role, environment: this.waiting?.environment, at: new Date().toISOString(), accepted: false, reason });
     return { accepted: false, reason };
   }
+}
+
+/** Two-person rule: whoever approved one role may not also approve another. */
+function secondRoleRefusal(approvedBy: Record<string, string>, user: string, roles: string[]): string | undefined {
+  const earlier = Object.entries(approvedBy).find(([, by]) => by === user);
+  return earlier ? `${user} already approved as ${earlier[0]}; ${roles.join(' and ')} need different people` : undefined;
 }
 
 function mustBeValid<T>(checked: Checked<T>): void {

@@ -1,3 +1,4 @@
 // The workflows the worker registers.
 export { postDeployMigrationPipeline } from './pipeline';
 export { incident } from './incident';
+export { changeRequest } from './change-request';

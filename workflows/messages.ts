@@ -1,6 +1,7 @@
 // Signals, updates and queries, defined once; the CLI and activities import these same definitions.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Approval, Rejection, Resolution } from '../core/decisions';
+import type { Approval, Rejection, Resolution, RollbackRequest } from '../core/decisions';
+import type { ChangeRequestStatus } from '../core/change-status';
 import type { IncidentClose } from '../core/incident';
 import type { PipelineStatus } from '../core/pipeline';
 
@@ -18,7 +19,12 @@ export const approveUpdate = defineUpdate<DecisionAnswer, [Approval]>('approve')
 export const rejectUpdate = defineUpdate<DecisionAnswer, [Rejection]>('reject');
 export const resolveUpdate = defineUpdate<DecisionAnswer, [Resolution]>('resolve');
 
+export const rollback = defineSignal<[RollbackRequest]>('rollback');
+export const rollbackUpdate = defineUpdate<DecisionAnswer, [RollbackRequest]>('rollback');
+
 export const status = defineQuery<PipelineStatus>('status');
+/** The same `status` query, as a change request answers it. */
+export const changeStatus = defineQuery<ChangeRequestStatus>('status');
 
 /** Sent by the apply activity while it waits on a blocking session, so the workflow can say whom it waits for. */
 export const applierProgress = defineSignal<[{ version: string; waitingFor?: string }]>('applierProgress');

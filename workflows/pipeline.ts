@@ -1,10 +1,13 @@
 // postDeployMigrationPipeline: per environment, checks → pending migrations → QA → approval before the next.
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { DbChangeActivities, PendingMigration, PipelinePlan } from '../activities';
+import { describeIncompatible } from '../core/compatibility';
 import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
+import { describeBlocking } from '../core/prechecks';
 import type { ResolveAction } from '../core/decisions';
 import { DecisionDesk } from './decision-desk';
 import { applierProgress, status } from './messages';
+import { waitForProductionChecks } from './production-gates';
 import { StatusBoard } from './status-board';
 
 const NON_RETRYABLE_ERRORS = ['ConfigError', 'MigrationFileError'];
@@ -13,9 +16,14 @@ const { applyMigration, markMigrationComplete } = proxyActivities<DbChangeActivi
   heartbeatTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
-const { planPipeline, listPendingMigrations, checkProductionGates } = proxyActivities<DbChangeActivities>({
+const { planPipeline, listPendingMigrations } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+});
+const { precheckMigration, checkCompatibility, compareRegularMigrations } = proxyActivities<DbChangeActivities>({
+  // Each query is bounded by gates.precheckTimeout; this only catches a worker that went away.
+  startToCloseTimeout: '30m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
 const { runQaGate } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '6h',
@@ -59,11 +67,14 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   }
 
   for (const [index, environment] of plan.environments.entries()) {
+    const previous = plan.environments[index - 1];
+    if (previous) await passDriftCheck(board, desk, plan.drift, previous.name, environment.name);
     if (environment.approval) await passApprovalGate(board, desk, environment.name, environment.approval);
-    await waitForProductionChecks(board, plan, environment.name);
+    await waitForProductionChecks(environment.name, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment.name, why));
     // Listed again here, not taken from the first look: hours and an approval may have passed since.
     const pending = await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
     await applyAll(board, desk, environment.name, pending ?? []);
+    if (plan.compatibilityGate) await passCompatibilityGate(board, desk, environment.name);
     if (environment.qa) await passQaGate(board, desk, environment.name);
     board.environmentDone(environment.name);
     const next = plan.environments[index + 1];
@@ -91,28 +102,71 @@ async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environm
   }
 }
 
-async function waitForProductionChecks(board: StatusBoard, plan: PipelinePlan, environment: string) {
-  for (;;) {
-    const checks = await checkProductionGates(environment);
-    if (checks.ok) return;
-    board.show('waiting-checks', environment, `production checks hold ${environment}: ${checks.reasons.join('; ')} (re-checking every ${Math.round(plan.recheckIntervalMs / 1000)}s)`);
-    await sleep(plan.recheckIntervalMs);
-  }
-}
-
 async function applyAll(board: StatusBoard, desk: DecisionDesk, environment: string, pending: PendingMigration[]) {
   for (const [index, migration] of pending.entries()) {
     board.applying(environment, migration, index, pending.length);
     const ref = { environment, version: migration.version, checksum: migration.checksum };
+    const markComplete = (user: string) => markMigrationComplete.executeWithOptions({ summary: `mark ${migration.fileName} complete on ${environment}` }, [{ ...ref, decidedBy: user }]);
+    const markedBy = await passPrechecks(board, desk, environment, migration, ref);
+    if (markedBy !== undefined) {
+      board.recordMigration(environment, (await resolvable(board, desk, environment, CHECK_ACTIONS, () => markComplete(markedBy))) ?? skipped(migration));
+      continue;
+    }
     const outcome = await resolvable(
       board,
       desk,
       environment,
       MIGRATION_ACTIONS,
       () => applyMigration.executeWithOptions({ summary: `apply ${migration.fileName} on ${environment}` }, [ref]),
-      (user) => markMigrationComplete.executeWithOptions({ summary: `mark ${migration.fileName} complete on ${environment}` }, [{ ...ref, decidedBy: user }]),
+      markComplete,
     );
     board.recordMigration(environment, outcome ?? skipped(migration));
+  }
+}
+
+/**
+ * Lint and data-aware prechecks right before a migration, so the data it meets is the data it will meet.
+ * Returns undefined to apply it, or the person who chose mark-complete (done by hand) instead.
+ */
+async function passPrechecks(board: StatusBoard, desk: DecisionDesk, environment: string, migration: PendingMigration, ref: { environment: string; version: string; checksum: string }): Promise<string | undefined> {
+  for (;;) {
+    const report = await resolvable(board, desk, environment, CHECK_ACTIONS, () =>
+      precheckMigration.executeWithOptions({ summary: `precheck ${migration.fileName} on ${environment}` }, [ref]),
+    );
+    if (!report) return undefined;
+    board.recordGateReport(environment, migration.fileName, report);
+    const blocking = describeBlocking(report.prechecks);
+    if (!blocking) return undefined;
+    const resolution = await block(board, desk, environment, `prechecks block ${migration.fileName}: ${blocking}`, MIGRATION_ACTIONS);
+    if (resolution.action === 'mark-complete') return resolution.user;
+  }
+}
+
+/** Promoting assumes the next environment runs the same application schema: its regular migrations must match the previous one's. */
+async function passDriftCheck(board: StatusBoard, desk: DecisionDesk, policy: PipelinePlan['drift'], previous: string, environment: string) {
+  for (;;) {
+    board.show('checking', environment, `comparing the regular migrations of ${previous} and ${environment}`);
+    const differences = await resolvable(board, desk, environment, CHECK_ACTIONS, () => compareRegularMigrations({ previous, environment }));
+    if (!differences) return;
+    board.recordDrift(environment, differences);
+    if (differences.length === 0 || policy === 'warn') return;
+    const message = `drift: ${differences.join('; ')}; run the regular migrations on both (or set gates.drift: warn), then retry`;
+    const resolution = await block(board, desk, environment, message, ['retry', 'mark-complete', 'abort']);
+    if (resolution.action === 'mark-complete') return;
+  }
+}
+
+/** After an environment's migrations: every query of the running application must still plan there (seed 002). */
+async function passCompatibilityGate(board: StatusBoard, desk: DecisionDesk, environment: string) {
+  for (;;) {
+    board.show('checking', environment, `checking the running application's queries against ${environment}`);
+    const result = await resolvable(board, desk, environment, CHECK_ACTIONS, () => checkCompatibility(environment));
+    if (!result) return;
+    board.recordCompatibility(environment, result);
+    if (result.failures.length === 0) return;
+    const message = `compatibility gate on ${environment}: ${result.failures.length} of ${result.checked} application queries no longer plan: ${describeIncompatible(result)}`;
+    const resolution = await block(board, desk, environment, message, ['retry', 'mark-complete', 'abort']);
+    if (resolution.action === 'mark-complete') return;
   }
 }
 

@@ -1,24 +1,26 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
-import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { CompatibilityResult } from '../core/compatibility';
 import type { DecisionRecord } from '../core/decisions';
 import {
   FINAL_STAGES,
   STATUS_VERSION,
   type EnvironmentResult,
+  type MigrationGateReport,
   type MigrationOutcome,
   type PipelineInput,
   type PipelineStage,
   type PipelineStatus,
   type QaResult,
 } from '../core/pipeline';
-import { ENVIRONMENT, KIND, PACKAGE, STATUS } from '../core/search-attributes';
+import { KIND, PACKAGE } from '../core/search-attributes';
+import { Visibility } from './visibility';
 
-const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa'];
+const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa', 'checking'];
 
 export class StatusBoard {
   private readonly state: PipelineStatus;
-  private publishedStatus = '';
-  private publishedEnvironment = '';
+  private readonly visibility = new Visibility();
 
   constructor(input: PipelineInput) {
     this.state = {
@@ -83,6 +85,21 @@ export class StatusBoard {
     this.result(environment).qa = qa;
   }
 
+  recordGateReport(environment: string, fileName: string, report: MigrationGateReport): void {
+    const result = this.result(environment);
+    // A retried precheck replaces what the file's earlier one found rather than adding to it.
+    result.prechecks = [...(result.prechecks ?? []).filter((finding) => !finding.source.startsWith(`${fileName}:`)), ...report.prechecks];
+    result.lint = [...(result.lint ?? []).filter((finding) => finding.file !== fileName), ...report.lint];
+  }
+
+  recordCompatibility(environment: string, compatibility: CompatibilityResult): void {
+    this.result(environment).compatibility = compatibility;
+  }
+
+  recordDrift(environment: string, differences: string[]): void {
+    this.result(environment).drift = differences;
+  }
+
   environmentDone(environment: string): void {
     this.result(environment).done = true;
   }
@@ -135,15 +152,6 @@ export class StatusBoard {
         .join(' · '),
       `stage: ${stage} · requested by ${requestedBy}${packageVersion ? ` · package ${packageVersion}` : ''}`,
     ];
-    setCurrentDetails(lines.filter(Boolean).join('\n\n'));
-    const status = RUNNING_STAGES.includes(stage) ? 'running' : stage;
-    if (status !== this.publishedStatus) {
-      upsertSearchAttributes([{ key: STATUS, value: status }]);
-      this.publishedStatus = status;
-    }
-    if (environment && environment !== this.publishedEnvironment) {
-      upsertSearchAttributes([{ key: ENVIRONMENT, value: environment }]);
-      this.publishedEnvironment = environment;
-    }
+    this.visibility.publish(lines, RUNNING_STAGES.includes(stage) ? 'running' : stage, environment);
   }
 }

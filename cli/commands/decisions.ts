@@ -13,10 +13,14 @@ export function registerDecisionCommands(program: Command, context: CommandConte
     .requiredOption('--as <user>', 'who approves (must be listed under approvers in dbchange.yaml)')
     .requiredOption('--role <role>', 'the role you approve in, e.g. release-manager')
     .option('--comment <text>', 'recorded with the approval')
+    .option('--checksum <sha256>', 'change requests: the checksum of the file you reviewed (12+ characters, from `dbchange cr validate`)')
     .option('--json', 'print the answer as JSON')
-    .addHelpText('after', '\nExample:\n  dbchange approve pdm-staging+production --as alice --role release-manager --comment "QA green"\n\nExit codes: 0 accepted, 3 refused (the reason is printed and recorded in the workflow).')
-    .action(async (workflowId: string, options: { as: string; role: string; comment?: string; json?: boolean }) => {
-      const answer = await sendDecision(await context.client(), workflowId, 'approve', { user: options.as, role: options.role, comment: options.comment });
+    .addHelpText(
+      'after',
+      '\nExamples:\n  dbchange approve pdm-staging+production --as alice --role release-manager --comment "QA green"\n  dbchange approve cr-drop-premature-fk-3f92913d27 --as alice --role eoc --checksum 5f1c0e9a2b7d\n\nExit codes: 0 accepted, 3 refused (the reason is printed and recorded in the workflow).',
+    )
+    .action(async (workflowId: string, options: { as: string; role: string; comment?: string; checksum?: string; json?: boolean }) => {
+      const answer = await sendDecision(await context.client(), workflowId, 'approve', { user: options.as, role: options.role, comment: options.comment, checksum: options.checksum });
       report(workflowId, 'approve', answer, options.json);
     });
 
@@ -34,7 +38,7 @@ export function registerDecisionCommands(program: Command, context: CommandConte
 
   program
     .command('resolve <workflow-id>')
-    .description('decide how a blocked pipeline goes on after a failure')
+    .description('decide how a blocked pipeline or change request goes on after a failure')
     .requiredOption('--as <user>', 'who decides (must be listed under approvers)')
     .requiredOption('--action <action>', `one of ${RESOLVE_ACTIONS.join(', ')}`)
     .option('--comment <text>', 'recorded with the decision')
@@ -45,8 +49,9 @@ export function registerDecisionCommands(program: Command, context: CommandConte
         '',
         'Actions:',
         '  retry          run the failed step again (e.g. after the data was fixed)',
-        '  mark-complete  record the failed migration as applied without running it',
-        '  abort          end the pipeline as failed; nothing more is applied',
+        '  mark-complete  pipelines: record the failed migration as applied without running it',
+        '  rollback       change requests: run the rollback steps on every environment the change touched',
+        '  abort          end the pipeline or change as failed; nothing more is applied',
         '',
         'Example:',
         '  dbchange resolve pdm-staging+production --as alice --action retry --comment "orphans deleted in CR-42"',

@@ -13,3 +13,9 @@ INSERT INTO ci_runner_machines (runner_id, system_xid, contacted_at) VALUES
   (3, 's_3c4d5e6f7a8b', now() - interval '30 days');
 
 SELECT setval(pg_get_serial_sequence('ci_runners', 'id'), 3);
+
+INSERT INTO chat_names (id, user_id, chat_id, chat_name) VALUES (1, 10, 'U024BE7LH', 'alice'), (2, 11, 'U0G9QF9C6', 'bob'), (3, 12, 'U1Q2W3E4R', 'carol');
+INSERT INTO ci_pipeline_chat_data (pipeline_id, chat_name_id, response_url) VALUES
+  (501, 1, 'https://chat.example.com/respond/501'),
+  (502, 2, 'https://chat.example.com/respond/502'),
+  (503, 3, 'https://chat.example.com/respond/503');

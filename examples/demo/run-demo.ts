@@ -37,6 +37,8 @@ Runs one post-deploy migration pipeline of the example project (examples/) end t
 and a local Temporal dev server. --keep-running (or DBCHANGE_DEMO_KEEP=1) leaves them and the UI up until Ctrl-C.`;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
+/** The dev server's address, for the hint printed when the demo stays up. */
+let demoAddress = '127.0.0.1:7233';
 const cleanups: { name: string; run: () => Promise<void> }[] = [];
 /** Aborted by Ctrl-C (or SIGTERM): the demo stops at the next step and shuts down what it started. */
 const interrupt = new AbortController();
@@ -65,6 +67,7 @@ async function runDemo(): Promise<number> {
   }
 
   const server = started('Temporal dev server', await startDevServer({ port: ports.temporal, uiPort: ports.ui, quiet: true }), (dev) => dev.stop());
+  demoAddress = server.address;
   say(`temporal: dev server at ${server.address}, UI at ${server.uiUrl}`);
   const worker = await startWorker(server.address, config);
   const connection = started('Temporal client', await Connection.connect({ address: server.address }), (client) => client.close());
@@ -160,7 +163,8 @@ async function main(): Promise<void> {
   });
   if (code === EXIT_INTERRUPTED) say('demo: interrupted; shutting down');
   else if (keepRunning) {
-    say('demo: PostgreSQL, the Temporal dev server and its UI stay up; press Ctrl-C to stop them');
+    say('demo: PostgreSQL, the Temporal dev server, its UI and the worker stay up; press Ctrl-C to stop them');
+    say(`demo: to run the change requests against it (README, "Change requests"), in another terminal:\n  export TEMPORAL_ADDRESS=${demoAddress} DBCHANGE_CONFIG=examples/dbchange.yaml`);
     await interrupted;
   }
   await shutdown();

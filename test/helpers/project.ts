@@ -15,8 +15,13 @@ export interface ProjectSpec {
   recheckInterval?: string;
   webhookUrl?: string;
   changeLocks?: { start: string; end: string; reason: string }[];
+  /** The running application's queries, written to app-queries.sql and checked by the compatibility gate. */
+  appQueries?: string;
+  /** gates.drift: what promoting past drifted regular migrations does. */
+  drift?: 'refuse' | 'warn';
   /** Put into every database URL (trust auth ignores it), so tests can prove it never leaks. */
   password?: string;
+  changeRequests?: { rollbackWindow?: string; approvalTimeout?: string };
   /** Create the databases on this server instead of the machine's PostgreSQL. */
   adminUrl?: string;
 }
@@ -63,12 +68,19 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
     ...Object.entries(spec.approvers ?? DEFAULT_APPROVERS).map(([user, roles]) => `  ${user}: [${roles.join(', ')}]`),
     `lockRetry: { lockTimeout: ${spec.lockTimeout ?? '200ms'}, statementTimeout: 1m, maxWait: ${spec.maxWait ?? '5m'} }`,
     `productionChecks: { recheckInterval: ${spec.recheckInterval ?? '1s'} }`,
+    ...(spec.appQueries || spec.drift
+      ? ['gates:', ...(spec.appQueries ? ['  compatibility: { queries: app-queries.sql }'] : []), ...(spec.drift ? [`  drift: ${spec.drift}`] : [])]
+      : []),
     ...(spec.webhookUrl ? ['notifications:', `  webhookUrl: ${spec.webhookUrl}`] : []),
+    ...(spec.changeRequests
+      ? ['changeRequests:', `  rollbackWindow: ${spec.changeRequests.rollbackWindow ?? '24h'}`, `  approvalTimeout: ${spec.changeRequests.approvalTimeout ?? '24h'}`]
+      : []),
     ...(spec.changeLocks ? ['changeLocks:', ...spec.changeLocks.map((lock) => `  - { start: "${lock.start}", end: "${lock.end}", reason: ${JSON.stringify(lock.reason)} }`)] : []),
   ].join('\n');
   const configPath = join(dir, 'dbchange.yaml');
   writeFileSync(configPath, `${yaml}\n`);
   for (const [fileName, text] of Object.entries(spec.migrations)) writeFileSync(join(migrationsDir, fileName), text);
+  if (spec.appQueries) writeFileSync(join(dir, 'app-queries.sql'), spec.appQueries);
 
   const reload = () => parseConfig(yaml, configPath, {}, dir);
   return {

@@ -1,11 +1,10 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
 import { createStack, eventually, historyText, replayWorkflows, type Stack } from '../helpers/stack';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook';
 
 const DATABASE_PASSWORD = 'pw-Xq7-never-in-history';
 
@@ -18,23 +17,14 @@ const MIGRATIONS = {
 describe('post-deploy migration pipeline', () => {
   let stack: Stack;
   let project: TestProject;
-  let webhook: Server;
-  const notifications: { text: string; dbchange: { event: string } }[] = [];
+  let webhook: WebhookReceiver;
 
   beforeAll(async () => {
     stack = await createStack();
-    webhook = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      request.on('end', () => {
-        notifications.push(JSON.parse(body));
-        response.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    webhook = await startWebhookReceiver();
     project = await createProject('happy', {
       password: DATABASE_PASSWORD,
-      webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hooks/T000/B000/secret-token`,
+      webhookUrl: webhook.url,
       environments: [
         { name: 'staging', qa: 'test "$DBCHANGE_ENVIRONMENT" = staging && echo "QA green on $DBCHANGE_ENVIRONMENT"' },
         { name: 'production', approvalRoles: ['release-manager'] },
@@ -92,6 +82,7 @@ describe('post-deploy migration pipeline', () => {
       ['staging', 'production'].flatMap((environment) => Object.keys(MIGRATIONS).map((fileName) => `apply ${fileName} on ${environment}`)),
     );
 
+    const { notifications } = webhook;
     expect(notifications.map((notification) => notification.dbchange.event)).toEqual(['started', 'environment-done', 'environment-done', 'finished']);
     expect(notifications[3].text).toBe('post-deploy migrations for 16.1.0 complete: staging, production');
     const sent = JSON.stringify(notifications);

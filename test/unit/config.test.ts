@@ -69,7 +69,9 @@ describe('parseConfig', () => {
       webhookUrl: 'https://hooks.example.com/T000/B000',
       lockRetry: { lockTimeoutMs: 200, statementTimeoutMs: 900_000, maxWaitMs: 1_800_000 },
       changeLocks: [],
+      changeRequests: { approvals: { C1: ['eoc', 'manager'], C2: ['eoc', 'manager'], C3: ['reviewer'], C4: [] }, rollbackWindowMs: 86_400_000, approvalTimeoutMs: 86_400_000 },
       recheckIntervalMs: 60_000,
+      gates: { precheckTimeoutMs: 30_000, compatibility: { queries: undefined, pgStatStatements: false }, drift: 'refuse' },
     } satisfies DbChangeConfig);
   });
 
@@ -235,7 +237,7 @@ notifications:
 
   it('refuses an environment without databaseUrl', () => {
     expect(problemsOf('migrations: { postDeploy: db }\nenvironments:\n  - name: staging\n')).toEqual([
-      'line 3: environments.0.databaseUrl: Invalid input: expected string, received undefined',
+      'line 3: environments.0.databaseUrl: missing: add it',
     ]);
   });
 
@@ -295,8 +297,8 @@ environments:
 
   it('reports both required sections of an empty file', () => {
     expect(problemsOf('')).toEqual([
-      'top level: migrations: Invalid input: expected object, received undefined',
-      'top level: environments: Invalid input: expected array, received undefined',
+      'top level: migrations: missing: add it',
+      'top level: environments: missing: add it',
     ]);
   });
 
@@ -321,5 +323,23 @@ describe('selectEnvironments', () => {
     expect(() => selectEnvironments(config, ['staging', 'prod', 'qa'])).toThrow(
       new ConfigError(FILE, ['unknown environment "prod", "qa"; configured: staging, production, dr']),
     );
+  });
+});
+
+describe('changeRequests config', () => {
+  it('overrides the approvals of some criticalities and keeps the defaults of the rest', () => {
+    const config = parseConfig(`${MINIMAL}changeRequests:\n  approvals: { C3: [dba], C4: [reviewer] }\n  rollbackWindow: 2h\n`, FILE, {}, BASE);
+    expect(config.changeRequests).toEqual({
+      approvals: { C1: ['eoc', 'manager'], C2: ['eoc', 'manager'], C3: ['dba'], C4: ['reviewer'] },
+      rollbackWindowMs: 7_200_000,
+      approvalTimeoutMs: 86_400_000,
+    });
+  });
+
+  it('names an unknown criticality and a bad window with their lines', () => {
+    expect(problemsOf(`${MINIMAL}changeRequests:\n  approvals: { C5: [dba] }\n  rollbackWindow: a day\n`)).toEqual([
+      'line 6: changeRequests.approvals.C5: unknown key (check its spelling)',
+      'line 7: changeRequests.rollbackWindow: expected a duration such as 200ms, 30s, 15m, 24h',
+    ]);
   });
 });

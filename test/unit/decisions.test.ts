@@ -28,7 +28,7 @@ describe('checkApprovalPayload', () => {
   });
 
   it.each([[null], [undefined], ['alice'], [42], [true], [['alice', 'eoc']]])('refuses the non-object payload %j', (payload) => {
-    expect(checkApprovalPayload(payload)).toEqual({ ok: false, error: 'expected a JSON object with user, role, comment' });
+    expect(checkApprovalPayload(payload)).toEqual({ ok: false, error: 'expected a JSON object with user, role, comment, checksum' });
   });
 
   it.each([

@@ -1,0 +1,27 @@
+// Lints migration files: squawk's static rules plus dbchange's own, with reasoned suppressions applied.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { applySuppressions, checkOwnRules, sortFindings, type LintFinding, type MigrationKind } from '../core/lint-rules';
+import { parseMigrationSource } from '../core/migration-files';
+import { parseSchemaChanges, type ParsedStatement } from '../core/schema-changes';
+import { runSquawk } from './squawk';
+
+export async function lintMigrationText(file: string, text: string, kind: MigrationKind): Promise<LintFinding[]> {
+  const source = parseMigrationSource(basename(file), text);
+  const squawk = await runSquawk({ file, sql: source.up, startLine: source.upStartLine, transactional: source.transactional });
+  let statements: ParsedStatement[];
+  try {
+    statements = await parseSchemaChanges(source.up);
+  } catch (error) {
+    // squawk reports syntax errors with their position; say it here only if squawk did not.
+    if (squawk.some((finding) => finding.rule === 'syntax-error')) return sortFindings(squawk);
+    const message = error instanceof Error ? error.message : String(error);
+    return [...squawk, { file, line: source.upStartLine, column: 1, rule: 'syntax-error', message, fix: 'fix the SQL so that PostgreSQL can parse it', source: 'dbchange' }];
+  }
+  const own = checkOwnRules(file, source, kind, statements);
+  return sortFindings(applySuppressions(file, source, statements, [...squawk, ...own]));
+}
+
+export async function lintMigrationFile(path: string, kind: MigrationKind): Promise<LintFinding[]> {
+  return lintMigrationText(path, readFileSync(path, 'utf8'), kind);
+}

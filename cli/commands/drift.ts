@@ -1,0 +1,42 @@
+// drift [envA envB]: what two environments have run, and how their schemas differ; exit 1 when they do.
+import type { Command } from 'commander';
+import { describeDrift, type DriftReport } from '../../core/drift';
+import { DatabasePools } from '../../activities/db';
+import { driftBetween } from '../../activities/drift';
+import type { CommandContext } from '../context';
+import { CliError, EXIT, printJson } from '../output';
+
+export function registerDriftCommand(program: Command, context: CommandContext): void {
+  program
+    .command('drift [environments...]')
+    .description('compare two environments (default: each one with the next in dbchange.yaml): migrations run, tables, columns, constraints, indexes, triggers')
+    .option('--json', 'print as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  dbchange drift\n  dbchange drift staging production --json\n\nExit codes: 0 no drift, 1 drift found, 3 invalid input (not two environments, unknown environment).',
+    )
+    .action(async (names: string[], options: { json?: boolean }) => {
+      const config = context.config();
+      if (names.length !== 0 && names.length !== 2) throw new CliError(`name two environments to compare, or none to compare each with the next; got ${names.length}`, EXIT.refused);
+      const all = config.environments.map((environment) => environment.name);
+      const pairs = names.length === 2 ? [[names[0], names[1]]] : all.slice(1).map((name, index) => [all[index], name]);
+      const pools = new DatabasePools();
+      const reports: (DriftReport & { differences: string[] })[] = [];
+      try {
+        for (const [first, second] of pairs) {
+          const report = await driftBetween(config, pools, first, second);
+          reports.push({ ...report, differences: describeDrift(report) });
+        }
+      } finally {
+        await pools.close();
+      }
+      if (options.json) printJson('drift', { comparisons: reports });
+      else {
+        for (const report of reports) {
+          process.stdout.write(`${report.first} ↔ ${report.second}: ${report.differences.length === 0 ? 'no drift' : `${report.differences.length} difference${report.differences.length === 1 ? '' : 's'}`}\n`);
+          for (const line of report.differences) process.stdout.write(`  ${line}\n`);
+        }
+      }
+      process.exitCode = reports.some((report) => report.differences.length > 0) ? EXIT.failure : EXIT.ok;
+    });
+}

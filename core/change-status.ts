@@ -1,0 +1,101 @@
+// The change request workflow's public shapes: input, status snapshot, and the labels it shows.
+import type { Criticality } from './criticality';
+import type { DecisionRecord } from './decisions';
+import type { Phase } from './change-steps';
+import type { PrecheckFinding } from './prechecks';
+
+export const CHANGE_REQUEST_WORKFLOW_TYPE = 'changeRequest';
+export const CHANGE_STATUS_VERSION = 1;
+
+export interface ChangeRequestInput {
+  /** Where the CR came from, for messages. */
+  file: string;
+  /** The CR file's exact text: recorded in history, so what runs is what was approved. */
+  content: string;
+  /** sha256 of `content`; approvals must name it. */
+  checksum: string;
+  /** Rehearse every environment in a rolled-back transaction; needs no approval and changes nothing. */
+  dryRun?: boolean;
+}
+
+export type ChangeStage =
+  | 'scheduled'
+  | 'waiting-approval'
+  | 'waiting-checks'
+  | 'in-progress'
+  | 'blocked'
+  | 'complete'
+  | 'rolling-back'
+  | 'rolled-back'
+  | 'failed'
+  | 'rejected'
+  | 'rehearsed';
+
+/** Stages after which nothing more happens (complete still accepts a rollback until its window closes). */
+export const FINAL_CHANGE_STAGES: readonly ChangeStage[] = ['rolled-back', 'failed', 'rejected', 'rehearsed'];
+
+/** The DbChangeStatus search attribute, in seed 000's words (change::scheduled, change::in-progress, ...). */
+export function changeStatusLabel(stage: ChangeStage): string {
+  switch (stage) {
+    case 'scheduled':
+    case 'waiting-approval':
+    case 'waiting-checks':
+      return 'scheduled';
+    case 'in-progress':
+    case 'rolling-back':
+      return 'in-progress';
+    case 'rehearsed':
+      return 'complete';
+    default:
+      return stage;
+  }
+}
+
+export type StepOutcome = 'applied' | 'already-applied' | 'passed' | 'failed' | 'skipped' | 'approved' | 'rehearsed' | 'not-rehearsed';
+
+export interface StepRecord {
+  environment: string;
+  phase: Phase;
+  id: string;
+  kind: 'sql' | 'check' | 'approval';
+  outcome: StepOutcome;
+  durationMs: number;
+  attempts?: number;
+  /** SQL steps: lock or statement timeouts retried once the blocking session had finished. */
+  lockRetries?: number;
+  /** What a check saw, who approved, why a step was skipped, or the error. */
+  note?: string;
+  /** Dry run only: the locks the step took. */
+  locks?: string[];
+}
+
+export interface ChangeRequestStatus {
+  version: typeof CHANGE_STATUS_VERSION;
+  kind: 'cr';
+  changeId: string;
+  title: string;
+  criticality: Criticality;
+  checksum: string;
+  requestedBy: string;
+  dryRun: boolean;
+  stage: ChangeStage;
+  environments: string[];
+  environment?: string;
+  phase?: Phase;
+  step?: { id: string; kind: string; index: number; total: number };
+  waitingFor?: string;
+  lastError?: string;
+  /** Roles that approve the change before it starts, and who did. */
+  approvals: { role: string; by?: string }[];
+  decisions: DecisionRecord[];
+  steps: StepRecord[];
+  /** What the data-aware prechecks found before each environment (blocking findings also block the change). */
+  findings: (PrecheckFinding & { environment: string })[];
+  /** While complete: the time until which `rollback` is accepted. */
+  rollbackUntil?: string;
+  summary?: string;
+}
+
+export function changeWorkflowId(changeId: string, dryRun = false): string {
+  return `cr-${changeId}${dryRun ? '-dry-run' : ''}`;
+}
