@@ -1,9 +1,8 @@
 // Recovery: time from SIGKILL of the worker running a migration to that migration running again on another worker.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPipeline } from '../cli/pipeline-client';
-import { REPO_ROOT } from './lib/paths';
+import { startWorkerProcess, type WorkerProcess } from './lib/worker-process';
 import { createDatabase, migrationText, versionAt, withClient, writeProject } from './lib/databases';
 import type { BenchResult } from './lib/result';
 import type { BenchSettings } from './lib/settings';
@@ -13,15 +12,10 @@ import type { BenchTemporal } from './lib/temporal';
 /** The apply activity's heartbeat timeout (workflows/pipeline.ts): a dead worker's attempt is retried after it. */
 const HEARTBEAT_TIMEOUT_MS = 10_000;
 const SLOW_STATEMENT = 'pg_sleep(4)';
-const BIN = join(REPO_ROOT, 'bin/dbchange.js');
 
 interface Run {
   rep: number;
   killToRerunMs: number;
-}
-
-interface WorkerProcess {
-  child: ChildProcess;
 }
 
 export async function runRecovery(settings: BenchSettings, temporal: BenchTemporal): Promise<BenchResult> {
@@ -32,7 +26,7 @@ export async function runRecovery(settings: BenchSettings, temporal: BenchTempor
   const runs: Run[] = [];
   try {
     // Two workers, as in production: the survivor takes the retried attempt.
-    workers.push(await startWorkerProcess(temporal, project.configPath, taskQueue), await startWorkerProcess(temporal, project.configPath, taskQueue));
+    workers.push(await startWorkerProcess(temporal.server.address, project.configPath, taskQueue), await startWorkerProcess(temporal.server.address, project.configPath, taskQueue));
     for (let rep = 1; rep <= settings.reps; rep++) {
       const version = versionAt(rep);
       writeFileSync(join(project.migrationsDir, `${version}_slow_${rep}.sql`), migrationText(`SELECT ${SLOW_STATEMENT};\nCREATE TABLE recovered_${rep} (id int);`));
@@ -50,7 +44,7 @@ export async function runRecovery(settings: BenchSettings, temporal: BenchTempor
       const result = await handle.result();
       if (result.stage !== 'complete') throw new Error(`pipeline ended ${result.stage}`);
       workers.splice(workers.indexOf(victim), 1);
-      workers.push(await startWorkerProcess(temporal, project.configPath, taskQueue));
+      workers.push(await startWorkerProcess(temporal.server.address, project.configPath, taskQueue));
     }
   } finally {
     for (const worker of workers) worker.child.kill('SIGKILL');
@@ -98,22 +92,4 @@ async function eventuallyValue<T>(check: () => Promise<T | undefined>, timeoutMs
     if (Date.now() > deadline) throw new Error('timed out');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-async function startWorkerProcess(temporal: BenchTemporal, configPath: string, taskQueue: string): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [BIN, '--config', configPath, 'worker'], {
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.server.address, DBCHANGE_TASK_QUEUE: taskQueue, DBCHANGE_LOG_LEVEL: 'ERROR' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const collect = (chunk: string) => {
-      output += chunk;
-      if (output.includes('dbchange worker:')) resolve();
-    };
-    child.stdout!.setEncoding('utf8').on('data', collect);
-    child.stderr!.setEncoding('utf8').on('data', collect);
-    child.on('exit', (code) => reject(new Error(`worker exited ${code}: ${output}`)));
-  });
-  return { child };
 }

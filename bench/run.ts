@@ -10,12 +10,14 @@ import { readSettings, type BenchSettings } from './lib/settings';
 import { startBenchTemporal, type BenchTemporal } from './lib/temporal';
 import { runLockStall } from './lock-stall';
 import { runRecovery } from './recovery';
+import { runScale } from './scale';
 import { runThroughput } from './throughput';
 
 const BENCHMARKS: Record<string, (settings: BenchSettings, temporal: BenchTemporal) => Promise<BenchResult>> = {
   'lock-stall': runLockStall,
   throughput: runThroughput,
   recovery: runRecovery,
+  scale: runScale,
 };
 const RESULTS_DIR = join(REPO_ROOT, 'bench/results');
 const README = join(REPO_ROOT, 'bench/README.md');

@@ -42,7 +42,7 @@ export interface BenchProject {
 }
 
 /** A one-environment dbchange project on `url` whose post-deploy folder holds `migrations` (file name → text). */
-export function writeProject(environment: string, url: string, migrations: Record<string, string>, lockTimeout = '200ms'): BenchProject {
+export function writeProject(environment: string, url: string, migrations: Record<string, string>, lockTimeout = '200ms', approvers: Record<string, string[]> = {}): BenchProject {
   const dir = mkdtempSync(join(tmpdir(), 'dbchange-bench-'));
   const migrationsDir = join(dir, 'db/post_migrate');
   mkdirSync(migrationsDir, { recursive: true });
@@ -54,6 +54,7 @@ export function writeProject(environment: string, url: string, migrations: Recor
     `  - name: ${environment}`,
     `    databaseUrl: ${url}`,
     `lockRetry: { lockTimeout: ${lockTimeout}, statementTimeout: 5m, maxWait: 10m }`,
+    ...(Object.keys(approvers).length ? ['approvers:', ...Object.entries(approvers).map(([user, roles]) => `  ${user}: [${roles.join(', ')}]`)] : []),
     '',
   ].join('\n');
   const configPath = join(dir, 'dbchange.yaml');

@@ -6,6 +6,9 @@ export interface BenchSettings {
   blockerMs: number;
   /** Migrations in the throughput comparison. */
   migrations: number;
+  /** Change requests parked at an approval in the scale benchmark, and how many of them are then approved. */
+  parked: number;
+  approvals: number;
   /** Benchmarks to run (all when empty). */
   only: string[];
   /** Server where benchmark databases are created and dropped. */
@@ -17,6 +20,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     reps: positive(env.BENCH_REPS, 5),
     blockerMs: positive(env.BENCH_BLOCKER_MS, 10_000),
     migrations: positive(env.BENCH_MIGRATIONS, 200),
+    parked: positive(env.BENCH_PARKED, 1_000),
+    approvals: positive(env.BENCH_APPROVALS, 200),
     only: (env.BENCH_ONLY ?? '').split(',').map((name) => name.trim()).filter(Boolean),
     adminUrl: env.DBCHANGE_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   };
