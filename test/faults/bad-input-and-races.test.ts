@@ -53,8 +53,8 @@ describe('faults from outside: bad messages and inputs, racing starts, a lost da
       { kind: 'approve', payload: { user: 'alice', role: ['release-manager'] }, error: '"role" must be a string' },
       { kind: 'approve', payload: { user: ONE_MB, role: 'release-manager' }, error: '"user" is longer than 2000 characters' },
       { kind: 'approve', payload: { user: 'alice', role: 'release-manager', comment: ONE_MB }, error: '"comment" is longer than 2000 characters' },
-      { kind: 'approve', payload: 'alice', error: 'expected a JSON object with user, role, comment' },
-      { kind: 'approve', payload: null, error: 'expected a JSON object with user, role, comment' },
+      { kind: 'approve', payload: 'alice', error: 'expected a JSON object with user, role, comment, checksum' },
+      { kind: 'approve', payload: null, error: 'expected a JSON object with user, role, comment, checksum' },
       { kind: 'reject', payload: { user: 'alice' }, error: '"reason" is required' },
       { kind: 'reject', payload: { user: 'alice', reason: ONE_MB }, error: '"reason" is longer than 2000 characters' },
       { kind: 'resolve', payload: { user: 'alice', action: 'explode' }, error: '"action" must be one of retry, mark-complete, rollback, abort; got "explode"' },
@@ -110,7 +110,7 @@ describe('faults from outside: bad messages and inputs, racing starts, a lost da
       ['approve', 'x'.repeat(100), false, '"user" is longer than 2000 characters'],
       ['reject', 'alice', false, '"reason" is longer than 2000 characters'],
       ['resolve', 'alice', false, '"action" must be one of retry, mark-complete, rollback, abort; got "explode"'],
-      ['approve', '(missing)', false, 'expected a JSON object with user, role, comment'],
+      ['approve', '(missing)', false, 'expected a JSON object with user, role, comment, checksum'],
     ]);
     // The 1 MB strings are refused, never copied into the status that every query and the UI return.
     expect(JSON.stringify(after).length).toBeLessThan(10_000);
