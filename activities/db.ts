@@ -57,6 +57,8 @@ export class DatabasePools {
       });
       // An idle connection that dies is replaced on next use; the error must not crash the worker.
       pool.on('error', () => undefined);
+      // A connection lost while checked out also emits 'error' on its client; the pending query already rejects with it.
+      pool.on('connect', (client) => client.on('error', () => undefined));
       this.pools.set(environment.name, pool);
     }
     return pool;

