@@ -14,6 +14,7 @@ import { lintMigrationText } from './lint';
 import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
 import { applyMigrationOnce } from './apply-migration';
+import { whileHeartbeating } from './heartbeat';
 import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
 import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
@@ -123,17 +124,19 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
 
     /** Lint (advisory) and data-aware prechecks of one pending migration against its environment, right before it is applied. */
     async precheckMigration(ref: MigrationRef): Promise<MigrationGateReport> {
-      const migration = migrationFor(ref);
-      // Lint is advisory here: a linter that cannot run is reported, and must not hold the migration.
-      const lint = await lintMigrationText(migration.fileName, readFileSync(migration.path, 'utf8'), 'post-deploy').catch((error: Error) => [
-        { file: migration.fileName, line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
-      ]);
-      const prechecks = await runPrechecks(
-        pools.pool(environmentNamed(ref.environment)),
-        [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
-        config.gates.precheckTimeoutMs,
-      );
-      return { lint, prechecks };
+      return whileHeartbeating(async () => {
+        const migration = migrationFor(ref);
+        // Lint is advisory here: a linter that cannot run is reported, and must not hold the migration.
+        const lint = await lintMigrationText(migration.fileName, readFileSync(migration.path, 'utf8'), 'post-deploy').catch((error: Error) => [
+          { file: migration.fileName, line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
+        ]);
+        const prechecks = await runPrechecks(
+          pools.pool(environmentNamed(ref.environment)),
+          [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
+          config.gates.precheckTimeoutMs,
+        );
+        return { lint, prechecks };
+      });
     },
 
     /** The same prechecks for any SQL, e.g. a change request's steps: findings with severity block or warn. */
@@ -143,23 +146,27 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
 
     /** Regular migrations run on `previous` but not on `environment`, or the other way round: drift the pipeline must not promote past. */
     async compareRegularMigrations(input: { previous: string; environment: string }): Promise<string[]> {
-      try {
-        return describeRegularDrift(await driftBetween(config, pools, input.previous, input.environment));
-      } catch (error) {
-        if (error instanceof MigrationFileError) throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
-        throw error;
-      }
+      return whileHeartbeating(async () => {
+        try {
+          return describeRegularDrift(await driftBetween(config, pools, input.previous, input.environment));
+        } catch (error) {
+          if (error instanceof MigrationFileError) throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
+          throw error;
+        }
+      });
     },
 
     /** EXPLAINs the running application's queries against an environment; failures name the query and the error. */
     async checkCompatibility(environment: string): Promise<CompatibilityResult> {
-      const pool = pools.pool(environmentNamed(environment));
-      const { queries: file, pgStatStatements } = config.gates.compatibility;
-      if (file && !existsSync(file)) {
-        throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `gates.compatibility.queries: ${file} not found; point it at the file of the application's queries` });
-      }
-      const queries: AppQuery[] = [...(file ? await readQueryFile(file) : []), ...(pgStatStatements ? await capturePgStatStatements(pool) : [])];
-      return explainQueries(pool, environment, queries, config.gates.precheckTimeoutMs);
+      return whileHeartbeating(async () => {
+        const pool = pools.pool(environmentNamed(environment));
+        const { queries: file, pgStatStatements } = config.gates.compatibility;
+        if (file && !existsSync(file)) {
+          throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `gates.compatibility.queries: ${file} not found; point it at the file of the application's queries` });
+        }
+        const queries: AppQuery[] = [...(file ? await readQueryFile(file) : []), ...(pgStatStatements ? await capturePgStatStatements(pool) : [])];
+        return explainQueries(pool, environment, queries, config.gates.precheckTimeoutMs);
+      });
     },
 
     async listPendingMigrations(environment: string): Promise<PendingMigration[]> {
@@ -258,13 +265,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     },
 
     async runChangeSql(input: { run: StepRun; step: SqlStep; settings: LockSettings }): Promise<SqlStepResult> {
-      const context = Context.current();
-      const heartbeat = setInterval(() => context.heartbeat({ step: input.step.id }), HEARTBEAT_EVERY_MS);
-      try {
-        return await runSqlStep(pools.pool(environmentNamed(input.run.environment)), input.run, input.step, input.settings);
-      } finally {
-        clearInterval(heartbeat);
-      }
+      return whileHeartbeating(() => runSqlStep(pools.pool(environmentNamed(input.run.environment)), input.run, input.step, input.settings));
     },
 
     async runChangeCheck(input: { environment: string; step: CheckStep; settings: LockSettings }): Promise<CheckResult> {
@@ -275,7 +276,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     async rehearseChange(input: { environment: string; steps: ChangeStep[]; rollback: ChangeStep[]; settings: LockSettings }): Promise<RehearsalReport> {
       const settingsOf = (step: ChangeStep) => (step.kind === 'sql' ? stepSettings(input.settings, {}, step) : input.settings);
       const phases = [{ phase: 'execute' as const, steps: input.steps }, { phase: 'rollback' as const, steps: input.rollback }];
-      return rehearseSteps(pools.pool(environmentNamed(input.environment)), input.environment, phases, settingsOf);
+      return whileHeartbeating(() => rehearseSteps(pools.pool(environmentNamed(input.environment)), input.environment, phases, settingsOf));
     },
 
     async notify(notification: Notification): Promise<void> {

@@ -14,8 +14,14 @@ import { DecisionDesk } from './decision-desk';
 import { changeStatus } from './messages';
 import { waitForProductionChecks } from './production-gates';
 
-const { planChangeRequest, rehearseChange } = proxyActivities<DbChangeActivities>({
+const { planChangeRequest } = proxyActivities<DbChangeActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+});
+const { rehearseChange } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1h',
+  // The rehearsal heartbeats: a worker that dies mid-rehearsal is noticed in seconds, not at the hour.
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
 });
 const { notify } = proxyActivities<DbChangeActivities>({ startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });

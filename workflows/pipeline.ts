@@ -22,8 +22,9 @@ const { planPipeline, listPendingMigrations } = proxyActivities<DbChangeActiviti
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
 const { precheckMigration, checkCompatibility, compareRegularMigrations } = proxyActivities<DbChangeActivities>({
-  // Each query is bounded by gates.precheckTimeout; this only catches a worker that went away.
+  // Each query is bounded by gates.precheckTimeout; the heartbeat notices a worker that went away.
   startToCloseTimeout: '30m',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
 const { runQaGate } = proxyActivities<DbChangeActivities>({

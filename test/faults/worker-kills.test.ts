@@ -75,6 +75,7 @@ describe('worker processes killed with SIGKILL at random points', () => {
       starting.push(next);
     };
     let killsDuringPipelines = 0;
+    let killsMidMigration = 0;
     for (let trial = 1; trial <= TRIALS; trial++) {
       const delayMs = Math.round(random() * MAX_KILL_DELAY_MS);
       const pick = random();
@@ -85,9 +86,21 @@ describe('worker processes killed with SIGKILL at random points', () => {
       const running = descriptions.filter((description) => description.status.name === 'RUNNING').map((description) => description.workflowId);
       if (running.length === 0) throw new Error(`trial ${trial} (seed ${seed}): every pipeline already finished; the workload is too short for ${TRIALS} kills`);
       killsDuringPipelines++;
-      const [victim] = live.splice(Math.floor(pick * live.length), 1);
+      // The moment is random; the victim is a worker with a migration in flight when there is one, else any.
+      const applying = new Set(
+        descriptions.flatMap((description) =>
+          (description.raw.pendingActivities ?? [])
+            .filter((activity) => activity.activityType?.name === 'applyMigration' && activity.lastStartedTime)
+            .map((activity) => Number.parseInt(activity.lastWorkerIdentity ?? '', 10)),
+        ),
+      );
+      const candidates = live.filter((worker) => applying.has(worker.pid));
+      const pool = candidates.length > 0 ? candidates : live;
+      const victim = pool[Math.floor(pick * pool.length)];
+      live.splice(live.indexOf(victim), 1);
       expect(await victim.kill('SIGKILL')).toBe('SIGKILL');
-      console.info(`worker kills: trial ${trial} seed ${seed}: +${delayMs}ms killed pid ${victim.pid} while ${running.join(', ')} ran`);
+      if (candidates.length > 0) killsMidMigration++;
+      console.info(`worker kills: trial ${trial} seed ${seed}: +${delayMs}ms killed pid ${victim.pid} ${candidates.length > 0 ? 'mid-migration' : 'between migrations'} while ${running.join(', ')} ran`);
       replace();
     }
     await Promise.all(starting);
@@ -115,9 +128,17 @@ describe('worker processes killed with SIGKILL at random points', () => {
       expect(sideEffects).toEqual(VERSIONS.map((version) => ({ version, n: 1 })));
       expect(await query(url, `SELECT count(*)::int AS n FROM dbchange_migration_log WHERE outcome <> 'applied'`)).toEqual([{ n: 0 }]);
     }
-    console.info(`worker kills: seed ${seed}: ${TRIALS} kills, ${retried} migrations retried after a kill (${confirmedAfterCommit} of them had committed just before it), each applied once`);
-    // Kills at random points must have cut into migrations at least once, or this test proved nothing about retries.
-    expect(retried).toBeGreaterThan(0);
+    console.info(`worker kills: seed ${seed}: ${TRIALS} kills (${killsMidMigration} mid-migration), ${retried} migrations retried after a kill (${confirmedAfterCommit} of them had committed just before it), each applied once`);
+    // The kills must have cut into work (an activity attempt started again), or this test proved nothing about retries.
+    let restartedAttempts = 0;
+    for (const handle of handles) {
+      const history = await handle.fetchHistory();
+      restartedAttempts += (history.events ?? []).filter((event) => (event.activityTaskStartedEventAttributes?.attempt ?? 1) > 1).length;
+    }
+    console.info(`worker kills: seed ${seed}: ${restartedAttempts} activity attempts (applies, prechecks, notifications) started again after a kill`);
+    expect(restartedAttempts).toBeGreaterThan(0);
+    // A kill while a migration ran must show as a retried migration.
+    if (killsMidMigration > 0) expect(retried).toBeGreaterThan(0);
   });
 
   it('keeps the database password and the webhook token out of every history it produced', async () => {
