@@ -1,11 +1,11 @@
 // A Temporal dev server of the benchmark's own (free ports, in memory) and in-process dbchange workers on it.
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import type { DbChangeConfig } from '../../core/config';
 import { startDevServer, type DevServer } from '../../worker/dev-server';
 import { createDbChangeWorker, WORKFLOWS_PATH } from '../../worker/worker';
+import { freePort } from '../../examples/demo/ports';
 
 export interface BenchTemporal {
   server: DevServer;
@@ -16,13 +16,6 @@ export interface BenchTemporal {
   close(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 export async function startBenchTemporal(): Promise<BenchTemporal> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });

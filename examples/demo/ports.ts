@@ -1,8 +1,9 @@
 // Free TCP ports on 127.0.0.1: the preferred one when nothing listens there, another free one otherwise.
 import { createServer, type AddressInfo } from 'node:net';
 
-export async function freePort(preferred: number, taken: number[] = []): Promise<number> {
-  if (!taken.includes(preferred) && (await canListen(preferred)) !== undefined) return preferred;
+/** `preferred` 0 (the default) means any free port. */
+export async function freePort(preferred = 0, taken: number[] = []): Promise<number> {
+  if (preferred !== 0 && !taken.includes(preferred) && (await canListen(preferred)) !== undefined) return preferred;
   for (;;) {
     const port = await canListen(0);
     if (port !== undefined && !taken.includes(port)) return port;

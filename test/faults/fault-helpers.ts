@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,14 +30,7 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** A TCP port nobody listens on right now (never a fixed one: others share this machine). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from '../../examples/demo/ports';
 
 /** A webhook receiver that answers 200, so notifications succeed quickly; its URL path carries a secret token. */
 export async function startWebhook(): Promise<{ url(token: string): string; received: string[]; close(): Promise<void> }> {
