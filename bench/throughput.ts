@@ -21,6 +21,14 @@ interface Run {
   applied: number;
   /** dbchange only: applyMigration activities in the workflow's history, one per migration shown in the UI. */
   activitiesInHistory?: number;
+  /** dbchange only: where the time went, per migration, from the history's event times. */
+  perMigration?: TimeBreakdown;
+}
+
+/** Median milliseconds per migration inside each activity; the rest of the wall time is orchestration. */
+interface TimeBreakdown {
+  precheckMs: number;
+  applyMs: number;
 }
 
 export async function runThroughput(settings: BenchSettings, temporal: BenchTemporal): Promise<BenchResult> {
@@ -38,6 +46,10 @@ export async function runThroughput(settings: BenchSettings, temporal: BenchTemp
     medians: { 'wall time (ms)': round(medianOf(method)), 'per migration (ms)': round(medianOf(method) / settings.migrations, 1) },
   }));
   const ratio = medianOf('dbchange pipeline') / medianOf('dbmate up');
+  const breakdowns = runs.flatMap((run) => (run.perMigration ? [run.perMigration] : []));
+  const precheckMs = median(breakdowns.map((breakdown) => breakdown.precheckMs));
+  const applyMs = median(breakdowns.map((breakdown) => breakdown.applyMs));
+  const perMigrationMs = medianOf('dbchange pipeline') / settings.migrations;
   const everyOneVisible = runs.filter((run) => run.method === 'dbchange pipeline').every((run) => run.activitiesInHistory === settings.migrations);
   return {
     name: 'throughput',
@@ -51,7 +63,7 @@ export async function runThroughput(settings: BenchSettings, temporal: BenchTemp
         goal: 'dbchange ≤ 1.5× dbmate wall time',
         measured: `${round(ratio, 2)}×`,
         met: ratio <= 1.5,
-        limitedBy: 'likely the per-migration round trips: each migration is its own activity (a workflow task, an activity task, their history events), plus the prechecks and lint before it and the applier lock and ledger row (not profiled further)',
+        limitedBy: `per migration (median, from the history's event times) ${round(perMigrationMs, 1)} ms: ${round(precheckMs, 1)} ms in the precheck activity (lint runs squawk as a new process for each migration, plus the read-only prechecks), ${round(applyMs, 1)} ms in the apply activity (applier lock, ledger row, the SQL), and ${round(perMigrationMs - precheckMs - applyMs, 1)} ms of orchestration (two activities and their workflow tasks through the server)`,
       },
       {
         goal: 'every migration visible in the Temporal UI (one applyMigration activity each)',
@@ -75,30 +87,49 @@ async function measure(method: Method, rep: number, settings: BenchSettings, tem
   try {
     const started = performance.now();
     let activitiesInHistory: number | undefined;
-    if (method === 'dbchange pipeline') activitiesInHistory = await applyWithDbchange(project, temporal);
+    let perMigration: TimeBreakdown | undefined;
+    if (method === 'dbchange pipeline') ({ activitiesInHistory, perMigration } = await applyWithDbchange(project, temporal));
     else if (method === 'dbmate up') await run(DBMATE, ['--url', withSslDisabled(database.url), '--migrations-dir', project.migrationsDir, '--no-dump-schema', 'up']);
     else await applyWithPsqlLoop(project, database.url);
     const wallMs = round(performance.now() - started);
     const applied = await withClient(database.url, async (client) => Number((await client.query('SELECT count(*) AS n FROM schema_migrations')).rows[0].n));
     if (applied !== settings.migrations) throw new Error(`${method} applied ${applied} of ${settings.migrations} migrations`);
-    return { method, rep, wallMs, applied, activitiesInHistory };
+    return { method, rep, wallMs, applied, activitiesInHistory, perMigration };
   } finally {
     project.cleanup();
     await database.drop();
   }
 }
 
-async function applyWithDbchange(project: BenchProject, temporal: BenchTemporal): Promise<number> {
+async function applyWithDbchange(project: BenchProject, temporal: BenchTemporal): Promise<{ activitiesInHistory: number; perMigration: TimeBreakdown }> {
   const worker = await temporal.startWorker(project.config);
   try {
     const handle = await startPipeline(temporal.client, project.config, { requestedBy: 'bench', taskQueue: worker.taskQueue });
     const result = await handle.result();
     if (result.stage !== 'complete') throw new Error(`dbchange pipeline ended ${result.stage}: ${result.summary}`);
-    const history = await handle.fetchHistory();
-    return (history.events ?? []).filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigration').length;
+    const events = (await handle.fetchHistory()).events ?? [];
+    const activitiesInHistory = events.filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigration').length;
+    return { activitiesInHistory, perMigration: { precheckMs: medianActivityMs(events, 'precheckMigration'), applyMs: medianActivityMs(events, 'applyMigration') } };
   } finally {
     await worker.stop();
   }
+}
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<Awaited<ReturnType<typeof startPipeline>>['fetchHistory']>>['events']>[number];
+
+/** Median time from an activity's start to its completion, for one activity type, from the history's event times. */
+function medianActivityMs(events: HistoryEvent[], activityType: string): number {
+  const at = (event: HistoryEvent) => Number(event.eventTime?.seconds ?? 0) * 1_000 + (event.eventTime?.nanos ?? 0) / 1e6;
+  const byId = new Map(events.map((event) => [String(event.eventId), event]));
+  const durations = events.flatMap((event) => {
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (!completed) return [];
+    const scheduled = byId.get(String(completed.scheduledEventId));
+    const started = byId.get(String(completed.startedEventId));
+    if (scheduled?.activityTaskScheduledEventAttributes?.activityType?.name !== activityType || !started) return [];
+    return [at(event) - at(started)];
+  });
+  return round(median(durations), 1);
 }
 
 /** What a release manager's shell loop does: one psql per file, its up section and its version row in one transaction. */
