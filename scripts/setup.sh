@@ -22,5 +22,5 @@ fi
 
 bash scripts/temporal-cli.sh >/dev/null
 
-echo "dbchange setup: compiling TypeScript" >&2
-npx --no-install tsc -p tsconfig.json
+echo "dbchange setup: compiling TypeScript and bundling the workflows" >&2
+npm run --silent build

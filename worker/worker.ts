@@ -1,11 +1,21 @@
 // The dbchange worker: workflows plus activities bound to this project's config.
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundle, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { DatabasePools } from '../activities/db';
 import type { DbChangeConfig } from '../core/config';
 
 export const WORKFLOWS_PATH = resolve(__dirname, '../workflows');
+/** Written by `npm run build` (worker/bundle-workflows.ts) next to the compiled code: dist/workflow-bundle.js. */
+export const PREBUILT_BUNDLE_PATH = resolve(__dirname, '../workflow-bundle.js');
+
+/** The bundle built with the code when there is one; otherwise the worker bundles the workflows itself at start. */
+function workflowCode(bundle: WorkflowBundle | undefined): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string } {
+  if (bundle) return { workflowBundle: bundle };
+  if (existsSync(PREBUILT_BUNDLE_PATH)) return { workflowBundle: { codePath: PREBUILT_BUNDLE_PATH } };
+  return { workflowsPath: WORKFLOWS_PATH };
+}
 
 export interface WorkerOptions {
   config: DbChangeConfig;
@@ -15,6 +25,8 @@ export interface WorkerOptions {
   /** Tests bundle once per file and pass the bundle here. */
   workflowBundle?: WorkflowBundle;
   identity?: string;
+  /** Workflows kept in memory between their tasks; the SDK's default scales with the heap (thousands). */
+  maxCachedWorkflows?: number;
 }
 
 export async function createDbChangeWorker(options: WorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
@@ -24,7 +36,8 @@ export async function createDbChangeWorker(options: WorkerOptions): Promise<{ wo
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     ...(options.identity ? { identity: options.identity } : {}),
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
+    ...workflowCode(options.workflowBundle),
     activities: createActivities(options.config, pools),
     // Migrations and QA commands are heavy; a few at a time per worker keeps databases and CPU calm.
     maxConcurrentActivityTaskExecutions: 20,
