@@ -19,21 +19,27 @@ export async function runProductionChecks(
   changeLocks: ChangeLockWindow[],
   selfWorkflowId: string,
 ): Promise<ProductionCheckResult> {
-  const reasons: string[] = [];
-  const incidents = client.workflow.list({
-    query: `WorkflowType = '${INCIDENT_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND DbChangeSeverity <= ${BLOCKING_SEVERITY}`,
-  });
-  for await (const incident of incidents) {
-    reasons.push(`active severity ${incident.typedSearchAttributes.get(SEVERITY) ?? '?'} incident ${incident.workflowId}`);
-  }
-  const changes = client.workflow.list({
-    // A change in its rollback window is complete; only one that is changing the environment (or stuck doing so) holds.
-    query: `WorkflowType = '${CHANGE_REQUEST_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND DbChangeKind = 'cr' AND DbChangeCriticality IN (${HOLDING_CRITICALITIES.map((level) => `'${level}'`).join(', ')}) AND DbChangeEnvironment = '${environment}' AND DbChangeStatus IN ('in-progress', 'blocked')`,
-  });
-  for await (const change of changes) {
+  // The two visibility queries are independent: asked together, the check costs one round trip, not two.
+  const [incidents, changes] = await Promise.all([
+    collect(client.workflow.list({
+      query: `WorkflowType = '${INCIDENT_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND DbChangeSeverity <= ${BLOCKING_SEVERITY}`,
+    })),
+    collect(client.workflow.list({
+      // A change in its rollback window is complete; only one that is changing the environment (or stuck doing so) holds.
+      query: `WorkflowType = '${CHANGE_REQUEST_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND DbChangeKind = 'cr' AND DbChangeCriticality IN (${HOLDING_CRITICALITIES.map((level) => `'${level}'`).join(', ')}) AND DbChangeEnvironment = '${environment}' AND DbChangeStatus IN ('in-progress', 'blocked')`,
+    })),
+  ]);
+  const reasons = incidents.map((incident) => `active severity ${incident.typedSearchAttributes.get(SEVERITY) ?? '?'} incident ${incident.workflowId}`);
+  for (const change of changes) {
     if (change.workflowId !== selfWorkflowId) reasons.push(`running critical change ${change.workflowId} on ${environment}`);
   }
   const lock = activeChangeLock(changeLocks, new Date());
   if (lock) reasons.push(`change lock until ${lock.end}: ${lock.reason}`);
   return { ok: reasons.length === 0, reasons };
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
 }
