@@ -14,7 +14,21 @@ export interface DevServerOptions {
   quiet?: boolean;
   /** false starts a bare server, as a fresh cluster would be before `dbchange setup`. */
   searchAttributes?: boolean;
+  /** Server dynamic config (`--dynamic-config-value key=value`), e.g. FAST_DISPATCH. */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
+
+/**
+ * The server hands a scheduled task to a waiting worker only when its per-shard transfer queue is read, at most
+ * `history.transferProcessorMaxPollRPS` (default 20) times a second; the dev server has one shard. A workflow that
+ * runs activities one after another, as a pipeline does, then waits about 40 ms for each workflow task and each
+ * activity (bench/README.md measures it). These settings let the queue be read as soon as a task is written, and
+ * let an activity go straight to the worker that scheduled it.
+ */
+export const FAST_DISPATCH: Record<string, number | boolean> = {
+  'history.transferProcessorMaxPollRPS': 1000,
+  'system.enableActivityEagerExecution': true,
+};
 
 export interface DevServer {
   address: string;
@@ -41,6 +55,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   if (options.httpPort) args.push('--http-port', String(options.httpPort));
   if (options.searchAttributes !== false) args.push(...devServerSearchAttributeArgs());
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   const child = spawn(temporalCliPath(), args, { stdio: ['ignore', options.quiet ? 'ignore' : 'inherit', 'inherit'] });
   const address = `127.0.0.1:${port}`;
   const exited = new Promise<never>((_, reject) =>

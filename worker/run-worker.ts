@@ -9,6 +9,8 @@ import { createDbChangeWorker } from './worker';
 export interface RunWorkerOptions {
   /** host:port for Prometheus metrics at /metrics; off when absent. */
   metricsAddress?: string;
+  /** Workflows kept in memory between their tasks (the SDK's default otherwise): fewer saves memory, costs a replay. */
+  maxCachedWorkflows?: number;
 }
 
 /** Installs the process-wide Runtime: JSON log lines, and Prometheus metrics when asked. Once per process. */
@@ -25,8 +27,8 @@ export async function runWorker(config: DbChangeConfig, options: RunWorkerOption
   installRuntime(options);
   const { connection, namespace } = await connectWorkerConnection();
   const queue = taskQueue();
-  const { worker, close } = await createDbChangeWorker({ config, connection, namespace, taskQueue: queue });
-  log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
+  const { worker, close } = await createDbChangeWorker({ config, connection, namespace, taskQueue: queue, maxCachedWorkflows: options.maxCachedWorkflows });
+  log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}${options.maxCachedWorkflows ? `, workflow cache ${options.maxCachedWorkflows}` : ''}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
   try {
     await worker.run();
   } finally {

@@ -2,22 +2,24 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { startDevServer } from '../../worker/dev-server';
+import { FAST_DISPATCH, startDevServer } from '../../worker/dev-server';
 import { runWorker } from '../../worker/run-worker';
 import type { CommandContext } from '../context';
-import { progress } from '../output';
+import { CliError, EXIT, progress } from '../output';
 
 export function registerServerCommands(program: Command, context: CommandContext): void {
   program
     .command('worker')
     .description('run a worker against the configured Temporal (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, temporal.toml profiles)')
     .option('--metrics-address <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
+    .option('--max-cached-workflows <n>', "workflows kept in memory between their tasks (default: the SDK's, which grows with the heap); fewer saves memory when many changes wait for approval, at the cost of a history replay when one of them moves")
     .addHelpText(
       'after',
       '\nExample:\n  TEMPORAL_ADDRESS=temporal.internal:7233 dbchange worker --metrics-address 0.0.0.0:9464\n\nThe worker resolves database URLs from its own environment; they never enter workflow history.\nSIGINT/SIGTERM stop it gracefully: in-flight migrations finish or are retried by another worker.',
     )
-    .action(async (options: { metricsAddress?: string }) => {
-      await runWorker(context.config(), { metricsAddress: options.metricsAddress });
+    .action(async (options: { metricsAddress?: string; maxCachedWorkflows?: string }) => {
+      const maxCachedWorkflows = cacheSize(options.maxCachedWorkflows);
+      await runWorker(context.config(), { metricsAddress: options.metricsAddress, maxCachedWorkflows });
     });
 
   program
@@ -34,7 +36,8 @@ export function registerServerCommands(program: Command, context: CommandContext
       const dbFilename = resolve(options.dbFilename);
       mkdirSync(dirname(dbFilename), { recursive: true });
       const httpPort = options.httpPort ? Number(options.httpPort) : undefined;
-      const server = await startDevServer({ port: Number(options.port), uiPort: Number(options.uiPort), dbFilename, httpPort, quiet: true });
+      // A local server should feel instant: hand tasks to the worker as soon as they exist (see FAST_DISPATCH).
+      const server = await startDevServer({ port: Number(options.port), uiPort: Number(options.uiPort), dbFilename, httpPort, quiet: true, dynamicConfig: FAST_DISPATCH });
       process.env.TEMPORAL_ADDRESS = server.address;
       progress(`Temporal dev server on ${server.address}; Web UI at ${server.uiUrl}${httpPort ? `; HTTP API at http://localhost:${httpPort}/api/v1` : ''}`);
       try {
@@ -43,4 +46,11 @@ export function registerServerCommands(program: Command, context: CommandContext
         await server.stop();
       }
     });
+}
+
+function cacheSize(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const size = Number(text);
+  if (!Number.isInteger(size) || size < 2) throw new CliError(`--max-cached-workflows must be a whole number of at least 2, not ${text}`, EXIT.refused);
+  return size;
 }

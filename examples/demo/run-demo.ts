@@ -9,7 +9,7 @@ import { snapshotLines } from '../../cli/snapshot-text';
 import type { DbChangeConfig } from '../../core/config';
 import { loadConfig } from '../../core/config-file';
 import { readMigrationDir } from '../../core/migration-dir';
-import { startDevServer, temporalCliPath } from '../../worker/dev-server';
+import { FAST_DISPATCH, startDevServer, temporalCliPath } from '../../worker/dev-server';
 import { taskQueue } from '../../worker/temporal';
 import { createDbChangeWorker } from '../../worker/worker';
 import { approveFromChat } from './chat-approval';
@@ -66,7 +66,7 @@ async function runDemo(): Promise<number> {
     say(`deploy: ${environment}: ${versions.length} regular migrations applied, application data loaded`);
   }
 
-  const server = started('Temporal dev server', await startDevServer({ port: ports.temporal, uiPort: ports.ui, quiet: true }), (dev) => dev.stop());
+  const server = started('Temporal dev server', await startDevServer({ port: ports.temporal, uiPort: ports.ui, quiet: true, dynamicConfig: FAST_DISPATCH }), (dev) => dev.stop());
   demoAddress = server.address;
   say(`temporal: dev server at ${server.address}, UI at ${server.uiUrl}`);
   const worker = await startWorker(server.address, config);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipeline } from '../../cli/pipeline-client';
-import { assertBuilt, startWorkerProcess, stopWorkerProcesses, type CliTarget, type WorkerProcess } from '../helpers/processes';
+import { assertBuilt, runCli, startWorkerProcess, stopWorkerProcesses, type CliTarget, type WorkerProcess } from '../helpers/processes';
 import { ADMIN_URL, query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
 import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
@@ -63,6 +63,16 @@ describe('the worker process', () => {
       return response.ok && text.includes('temporal_') && text;
     }, 'the metrics endpoint');
     expect(body).toMatch(/^temporal_\w+/m);
+    expect(await worker.kill('SIGTERM')).toBe(0);
+  });
+
+  it('--max-cached-workflows bounds the workflow cache; a value below 2 is refused with exit 3', async () => {
+    const refused = await runCli(target, ['worker', '--max-cached-workflows', '1']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('--max-cached-workflows must be a whole number of at least 2, not 1');
+    const worker = await startWorkerProcess(target, { args: ['--max-cached-workflows', '2'] });
+    workers.push(worker);
+    expect(worker.output()).toContain('workflow cache 2');
     expect(await worker.kill('SIGTERM')).toBe(0);
   });
 
