@@ -7,7 +7,7 @@ import { createDatabase, migrationText, versionAt, withClient, writeProject } fr
 import type { BenchResult } from './lib/result';
 import type { BenchSettings } from './lib/settings';
 import { median, round } from './lib/stats';
-import type { BenchTemporal } from './lib/temporal';
+import type { BenchServers } from './lib/temporal';
 
 /** The apply activity's heartbeat timeout (workflows/pipeline.ts): a dead worker's attempt is retried after it. */
 const HEARTBEAT_TIMEOUT_MS = 10_000;
@@ -18,7 +18,9 @@ interface Run {
   killToRerunMs: number;
 }
 
-export async function runRecovery(settings: BenchSettings, temporal: BenchTemporal): Promise<BenchResult> {
+export async function runRecovery(settings: BenchSettings, servers: BenchServers): Promise<BenchResult> {
+  // Its figures do not depend on how fast the server dispatches tasks: the dev server as it comes.
+  const temporal = servers.standard;
   const database = await createDatabase(settings.adminUrl, 'recovery');
   const project = writeProject('bench-recovery', database.url, {});
   const taskQueue = `bench-recovery-${Date.now()}`;

@@ -7,13 +7,13 @@ import { withClient } from './lib/databases';
 import { REPO_ROOT } from './lib/paths';
 import type { BenchResult } from './lib/result';
 import { readSettings, type BenchSettings } from './lib/settings';
-import { startBenchTemporal, type BenchTemporal } from './lib/temporal';
+import { startBenchServers, type BenchServers } from './lib/temporal';
 import { runLockStall } from './lock-stall';
 import { runRecovery } from './recovery';
 import { runScale } from './scale';
 import { runThroughput } from './throughput';
 
-const BENCHMARKS: Record<string, (settings: BenchSettings, temporal: BenchTemporal) => Promise<BenchResult>> = {
+const BENCHMARKS: Record<string, (settings: BenchSettings, servers: BenchServers) => Promise<BenchResult>> = {
   'lock-stall': runLockStall,
   throughput: runThroughput,
   recovery: runRecovery,
@@ -31,17 +31,18 @@ async function main(): Promise<void> {
   const started = Date.now();
   const machine = await describeMachine(settings.adminUrl);
   console.error(`dbchange bench: ${names.join(', ')}; ${settings.reps} repetitions; ${machine.cpu}`);
-  const temporal = await startBenchTemporal();
+  const servers = await startBenchServers();
   const results: BenchResult[] = [];
   try {
     for (const name of names) {
-      const result = await BENCHMARKS[name](settings, temporal);
+      const result = await BENCHMARKS[name](settings, servers);
       results.push(result);
       mkdirSync(RESULTS_DIR, { recursive: true });
       writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify({ ...result, machine, settings: { ...settings, adminUrl: undefined }, at: new Date().toISOString() }, null, 2)}\n`);
     }
   } finally {
-    await temporal.close();
+    await servers.standard.close();
+    await servers.fast.close();
   }
   const minutes = ((Date.now() - started) / 60_000).toFixed(1);
   writeReadme(results, machine, settings, minutes);

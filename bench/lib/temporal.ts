@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import type { DbChangeConfig } from '../../core/config';
-import { startDevServer, type DevServer } from '../../worker/dev-server';
+import { FAST_DISPATCH, startDevServer, type DevServer } from '../../worker/dev-server';
 import { createDbChangeWorker, WORKFLOWS_PATH } from '../../worker/worker';
 import { freePort } from '../../examples/demo/ports';
 
@@ -16,14 +16,28 @@ export interface BenchTemporal {
   close(): Promise<void>;
 }
 
+/** The dev server as it comes, and one with FAST_DISPATCH, side by side in one run. */
+export interface BenchServers {
+  standard: BenchTemporal;
+  fast: BenchTemporal;
+}
 
-export async function startBenchTemporal(): Promise<BenchTemporal> {
+export async function startBenchServers(): Promise<BenchServers> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const server = await startDevServer({ port: await freePort(), uiPort: await freePort(), quiet: true });
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('ERROR') });
+  const standard = await startBenchTemporal(bundle, {});
+  const fast = await startBenchTemporal(bundle, FAST_DISPATCH).catch(async (error: unknown) => {
+    await standard.close();
+    throw error;
+  });
+  return { standard, fast };
+}
+
+async function startBenchTemporal(bundle: WorkflowBundle, dynamicConfig: Record<string, number | boolean>): Promise<BenchTemporal> {
+  const server = await startDevServer({ port: await freePort(), uiPort: await freePort(), quiet: true, dynamicConfig });
   const connection = await Connection.connect({ address: server.address });
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const client = new Client({ connection });
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('ERROR') });
   return {
     server,
     client,

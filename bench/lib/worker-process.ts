@@ -13,8 +13,8 @@ export interface WorkerProcess {
 }
 
 /** Starts `dbchange worker` against `address` and resolves once it polls its task queue. */
-export async function startWorkerProcess(address: string, configPath: string, taskQueue: string): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [BIN, '--config', configPath, 'worker'], {
+export async function startWorkerProcess(address: string, configPath: string, taskQueue: string, workerArgs: string[] = []): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [BIN, '--config', configPath, 'worker', ...workerArgs], {
     env: { ...process.env, TEMPORAL_ADDRESS: address, DBCHANGE_TASK_QUEUE: taskQueue, DBCHANGE_LOG_LEVEL: 'ERROR' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
