@@ -15,6 +15,8 @@ import { expectNoSecretsInHistories, sleep, startPrebundledWorker, startWebhook,
 
 const PASSWORD = 'badin-db-password-c81e7a40';
 const WEBHOOK_TOKEN = 'badin-webhook-token-93d2f1';
+/** The racing CLIs connect with an API key (sent in plain text: the dev server has no TLS and ignores the key). */
+const API_KEY = 'badin-temporal-api-key-5d72ce91';
 const ONE_MB = 'x'.repeat(1024 * 1024);
 const MIGRATIONS = { '20240501100001_create_badin_items.sql': migration('CREATE TABLE badin_items (id bigint PRIMARY KEY);') };
 
@@ -165,7 +167,12 @@ describe('faults from outside: bad messages and inputs, racing starts, a lost da
     suite.workflowIds.push(workflowId);
 
     const users = Array.from({ length: 10 }, (_, index) => `requester-${index + 1}`);
-    const runs = await Promise.all(users.map((user) => runCli(target, ['pdm', 'execute', '--as', user], { timeoutMs: 90_000 })));
+    // The key reaches the connection: on its own it implies TLS, which the plain dev server does not speak.
+    const tlsImplied = await runCli(target, ['pdm', 'status'], { env: { TEMPORAL_API_KEY: API_KEY } });
+    expect(tlsImplied.code).toBe(1);
+    expect(tlsImplied.stderr).toContain(`cannot reach Temporal at ${target.address}`);
+    const withApiKey = { TEMPORAL_API_KEY: API_KEY, TEMPORAL_TLS: 'false' };
+    const runs = await Promise.all(users.map((user) => runCli(target, ['pdm', 'execute', '--as', user], { timeoutMs: 90_000, env: withApiKey })));
     const started = runs.flatMap((run, index) => (run.code === 0 ? [users[index]] : []));
     const refused = runs.filter((run) => run.code === EXIT.refused);
     expect(started).toHaveLength(1);
@@ -223,8 +230,8 @@ describe('faults from outside: bad messages and inputs, racing starts, a lost da
     expect(await query(url, 'SELECT note FROM lostconn_side_effects')).toEqual([{ note: 'ran' }]);
   });
 
-  it('keeps the database password and the webhook token out of every history it produced', async () => {
-    expect(await expectNoSecretsInHistories(suite.stack, suite.workflowIds, [PASSWORD, WEBHOOK_TOKEN])).toBe(suite.workflowIds.length);
+  it('keeps the database password, the webhook token and the API key out of every history it produced', async () => {
+    expect(await expectNoSecretsInHistories(suite.stack, suite.workflowIds, [PASSWORD, WEBHOOK_TOKEN, API_KEY])).toBe(suite.workflowIds.length);
   });
 
   it('replays every history it produced without nondeterminism', async () => {
