@@ -65,7 +65,7 @@ export async function runThroughput(settings: BenchSettings, servers: BenchServe
       goal: `dbchange ≤ 1.5× dbmate wall time (${server})`,
       measured: `${round(ratio, 2)}×`,
       met: ratio <= 1.5,
-      limitedBy: `one migration is two activities (precheck, apply), each with a workflow task, so four tasks the server hands to the worker; per migration (medians from the history's event times) ${round(perMigrationMs, 1)} ms: ${round(precheckMs, 1)} ms in the precheck activity (lint and read-only prechecks), ${round(applyMs, 1)} ms in the apply activity (applier lock, ledger row, the SQL), ${round(perMigrationMs - precheckMs - applyMs, 1)} ms between them, where each of the four tasks waited ${round(dispatchMs, 1)} ms to be handed to the waiting worker. dbmate runs everything in one process and one connection: ${round(dbmateMs / settings.migrations, 1)} ms per migration`,
+      limitedBy: `orchestration: a migration is two activities (precheck, apply), each with a workflow task, so four tasks the server hands to the worker; per migration (medians from the history's event times) ${round(perMigrationMs, 1)} ms: ${round(precheckMs, 1)} ms in the precheck activity (lint and read-only prechecks), ${round(applyMs, 1)} ms in the apply activity (applier lock, ledger row, the SQL), ${round(perMigrationMs - precheckMs - applyMs, 1)} ms between them, where each of the four tasks waited ${round(dispatchMs, 1)} ms to be handed to the waiting worker. dbmate runs everything in one process and one connection: ${round(dbmateMs / settings.migrations, 1)} ms per migration`,
     };
   };
   return {
