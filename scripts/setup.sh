@@ -5,8 +5,7 @@ cd "$(dirname "$0")/.."
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "dbchange setup: installing npm packages" >&2
-  # `npm install`, not `npm ci`: the registry here lacks @swc/core's binaries for other platforms, so the
-  # lock file cannot list them and `npm ci` refuses it; install still follows the lock file exactly.
+  # `npm install` follows the lock file and, unlike `npm ci`, keeps what node_modules already holds.
   npm install --no-audit --no-fund --loglevel=error >&2
 fi
 
