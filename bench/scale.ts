@@ -17,12 +17,27 @@ const CONCURRENCY = 20;
 
 /** A smaller workflow cache than the SDK's default (thousands on this machine): parked changes leave memory. */
 const SMALL_CACHE = 100;
+/** A V8 heap limit for the worker process, so that garbage is collected before the heap grows far. */
+const SMALL_HEAP_MB = 256;
+
+/** How one run starts its worker, and on which server. */
+interface Variant {
+  method: string;
+  fastDispatch: boolean;
+  cached?: number;
+  heapMb?: number;
+}
+
+const VARIANTS: Variant[] = [
+  { method: 'dbchange', fastDispatch: false },
+  { method: `dbchange --max-cached-workflows ${SMALL_CACHE}`, fastDispatch: false, cached: SMALL_CACHE },
+  { method: `dbchange --max-cached-workflows ${SMALL_CACHE}, heap ${SMALL_HEAP_MB} MB`, fastDispatch: false, cached: SMALL_CACHE, heapMb: SMALL_HEAP_MB },
+  { method: `dbchange --max-cached-workflows ${SMALL_CACHE}, heap ${SMALL_HEAP_MB} MB, fast dispatch`, fastDispatch: true, cached: SMALL_CACHE, heapMb: SMALL_HEAP_MB },
+];
 
 interface ScaleRun {
   /** Which server and worker settings, as the table names them. */
   method: string;
-  /** --max-cached-workflows, when the run set it. */
-  cached?: number;
   /** The worker polling, before any change was started. */
   idleRssMb: number;
   parkMs: number;
@@ -32,17 +47,13 @@ interface ScaleRun {
 }
 
 export async function runScale(settings: BenchSettings, servers: BenchServers): Promise<BenchResult> {
-  const cacheArgs = ['--max-cached-workflows', String(SMALL_CACHE)];
-  const runs = [
-    await parkAndApprove(settings, servers.standard, 'dbchange', []),
-    { ...(await parkAndApprove(settings, servers.standard, `dbchange --max-cached-workflows ${SMALL_CACHE}`, cacheArgs)), cached: SMALL_CACHE },
-    { ...(await parkAndApprove(settings, servers.fast, `dbchange --max-cached-workflows ${SMALL_CACHE}, fast dispatch`, cacheArgs)), cached: SMALL_CACHE },
-  ];
+  const runs: (ScaleRun & Variant)[] = [];
+  for (const variant of VARIANTS) runs.push({ ...variant, ...(await parkAndApprove(settings, variant.fastDispatch ? servers.fast : servers.standard, variant)) });
   const p99Of = (run: ScaleRun) => round(percentile(run.latencies, 99));
   return {
     name: 'scale',
     title: 'Scale',
-    setup: `${settings.parked} C3 change requests started and parked at their approval on one \`dbchange worker\` process (its workflow bundle built by \`npm run build\`); then ${settings.approvals} of them approved one after another (the rest stay parked). Latency: from sending the approve update to the CR's first SQL step running (its \`clock_timestamp()\`); in between the change runs three activities (production checks, prechecks, the step), each with a workflow task. RSS from /proc, sampled every 500 ms. Three runs: the worker and dev server as they come; the worker with \`--max-cached-workflows ${SMALL_CACHE}\`; and that worker on a dev server with \`FAST_DISPATCH\` (see Throughput). Percentiles are over all approvals of a run.`,
+    setup: `${settings.parked} C3 change requests started and parked at their approval on one \`dbchange worker\` process (its workflow bundle built by \`npm run build\`); then ${settings.approvals} of them approved one after another (the rest stay parked). Latency: from sending the approve update to the CR's first SQL step running (its \`clock_timestamp()\`); in between the change runs three activities (production checks, prechecks, the step), each with a workflow task. RSS from /proc, sampled every 500 ms. Four runs: the worker and dev server as they come; the worker with \`--max-cached-workflows ${SMALL_CACHE}\`; that worker with \`NODE_OPTIONS=--max-old-space-size=${SMALL_HEAP_MB}\` too; and the last on a dev server with \`FAST_DISPATCH\` (see Throughput). Percentiles are over all approvals of a run.`,
     reps: 1,
     columns: ['parked', 'RSS idle (MB)', 'RSS parked (MB)', 'peak RSS (MB)', 'approve→step p50 (ms)', 'approve→step p99 (ms)'],
     rows: runs.map((run) => ({
@@ -61,7 +72,7 @@ export async function runScale(settings: BenchSettings, servers: BenchServers): 
         goal: `worker RSS ≤ ${RSS_GOAL_MB} MB (${run.method})`,
         measured: `${round(run.peakRssMb)} MB peak, ${round(run.parkedRssMb)} MB parked`,
         met: run.peakRssMb <= RSS_GOAL_MB,
-        limitedBy: `the idle worker's own ${round(run.idleRssMb)} MB (Node, the SDK's core, the workflow bundle), then ${round(run.parkedRssMb - run.idleRssMb)} MB more with the changes parked: ${run.cached ? `a cache of ${run.cached} workflows, and a heap grown while ${settings.parked} changes were started and replayed at once (not profiled further)` : `the SDK caches every parked change (its default cache holds thousands here)`}`,
+        limitedBy: `the idle worker's own ${round(run.idleRssMb)} MB (Node, the SDK's core, the workflow bundle), then ${round(run.parkedRssMb - run.idleRssMb)} MB more with the changes parked: ${run.cached ? `a cache of ${run.cached} workflows, and ${run.heapMb ? `a V8 heap of up to ${run.heapMb} MB` : `a heap grown while ${settings.parked} changes were started and replayed at once`} (not profiled further)` : `the SDK caches every parked change (its default cache holds thousands here)`}`,
       })),
       ...runs.map((run) => ({
         goal: `approve→next step p99 ≤ ${P99_GOAL_MS} ms (${run.method})`,
@@ -75,13 +86,14 @@ export async function runScale(settings: BenchSettings, servers: BenchServers): 
 }
 
 /** Parks `settings.parked` change requests on one worker process, then approves some one by one and times each. */
-async function parkAndApprove(settings: BenchSettings, temporal: BenchTemporal, method: string, workerArgs: string[]): Promise<ScaleRun> {
+async function parkAndApprove(settings: BenchSettings, temporal: BenchTemporal, { method, cached, heapMb }: Variant): Promise<ScaleRun> {
   const database = await createDatabase(settings.adminUrl, 'scale');
   // The step records when it ran, by the database's clock, on the machine that also sends the approvals.
   await withClient(database.url, (client) => client.query('CREATE TABLE scale_marks (id text PRIMARY KEY, at timestamptz NOT NULL)'));
   const project = writeProject(ENVIRONMENT, database.url, {}, '200ms', { reviewer: ['reviewer'] });
   const taskQueue = `bench-scale-${Date.now()}`;
-  const worker = await startWorkerProcess(temporal.server.address, project.configPath, taskQueue, workerArgs);
+  const workerArgs = cached ? ['--max-cached-workflows', String(cached)] : [];
+  const worker = await startWorkerProcess(temporal.server.address, project.configPath, taskQueue, workerArgs, heapMb ? { NODE_OPTIONS: `--max-old-space-size=${heapMb}` } : {});
   await sleep(3_000);
   const idleRssMb = worker.rssMb();
   const rssSamples: number[] = [];

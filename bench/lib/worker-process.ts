@@ -13,9 +13,15 @@ export interface WorkerProcess {
 }
 
 /** Starts `dbchange worker` against `address` and resolves once it polls its task queue. */
-export async function startWorkerProcess(address: string, configPath: string, taskQueue: string, workerArgs: string[] = []): Promise<WorkerProcess> {
+export async function startWorkerProcess(
+  address: string,
+  configPath: string,
+  taskQueue: string,
+  workerArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<WorkerProcess> {
   const child = spawn(process.execPath, [BIN, '--config', configPath, 'worker', ...workerArgs], {
-    env: { ...process.env, TEMPORAL_ADDRESS: address, DBCHANGE_TASK_QUEUE: taskQueue, DBCHANGE_LOG_LEVEL: 'ERROR' },
+    env: { ...process.env, ...env, TEMPORAL_ADDRESS: address, DBCHANGE_TASK_QUEUE: taskQueue, DBCHANGE_LOG_LEVEL: 'ERROR' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
