@@ -21,9 +21,9 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Spawned processes run the compiled code: `npx tsc -p tsconfig.json` (the test script does it first). */
+/** Spawned processes run the compiled code and its workflow bundle: `npm run build` (the test script does it first). */
 export function assertBuilt(): void {
-  if (!existsSync(COMPILED_ENTRY)) throw new Error(`${COMPILED_ENTRY} is missing: run \`npx tsc -p tsconfig.json\` before these tests`);
+  if (!existsSync(COMPILED_ENTRY)) throw new Error(`${COMPILED_ENTRY} is missing: run \`npm run build\` before these tests`);
 }
 
 function cliEnv(target: CliTarget, extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
