@@ -22,6 +22,7 @@ const SMALL_HEAP_MB = 256;
 
 /** How one run starts its worker, and on which server. */
 interface Variant {
+  /** Which server and worker settings, as the table names them. */
   method: string;
   fastDispatch: boolean;
   cached?: number;
@@ -36,8 +37,6 @@ const VARIANTS: Variant[] = [
 ];
 
 interface ScaleRun {
-  /** Which server and worker settings, as the table names them. */
-  method: string;
   /** The worker polling, before any change was started. */
   idleRssMb: number;
   parkMs: number;
@@ -119,7 +118,7 @@ async function parkAndApprove(settings: BenchSettings, temporal: BenchTemporal, 
     }
     const peakRssMb = Math.max(...rssSamples, worker.rssMb());
     console.error(`scale (${method}): approve to next step over ${latencies.length} approvals: p50 ${round(percentile(latencies, 50))} ms, p99 ${round(percentile(latencies, 99))} ms; peak RSS ${round(peakRssMb)} MB`);
-    return { method, idleRssMb: round(idleRssMb), parkMs: round(parkMs), parkedRssMb: round(parkedRssMb), peakRssMb: round(peakRssMb), latencies };
+    return { idleRssMb: round(idleRssMb), parkMs: round(parkMs), parkedRssMb: round(parkedRssMb), peakRssMb: round(peakRssMb), latencies };
   } finally {
     clearInterval(sampler);
     worker.child.kill('SIGTERM');

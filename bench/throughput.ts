@@ -135,10 +135,11 @@ async function applyWithDbchange(project: BenchProject, temporal: BenchTemporal)
 type HistoryEvent = NonNullable<Awaited<ReturnType<Awaited<ReturnType<typeof startPipeline>>['fetchHistory']>>['events']>[number];
 
 const at = (event: HistoryEvent) => Number(event.eventTime?.seconds ?? 0) * 1_000 + (event.eventTime?.nanos ?? 0) / 1e6;
+const byEventId = (events: HistoryEvent[]) => new Map(events.map((event) => [String(event.eventId), event]));
 
 /** Median time from an activity's start to its completion, for one activity type, from the history's event times. */
 function medianActivityMs(events: HistoryEvent[], activityType: string): number {
-  const byId = new Map(events.map((event) => [String(event.eventId), event]));
+  const byId = byEventId(events);
   const durations = events.flatMap((event) => {
     const completed = event.activityTaskCompletedEventAttributes;
     if (!completed) return [];
@@ -152,7 +153,7 @@ function medianActivityMs(events: HistoryEvent[], activityType: string): number 
 
 /** Median time from a task being scheduled to a worker starting it, over every workflow task and activity. */
 function medianDispatchMs(events: HistoryEvent[]): number {
-  const byId = new Map(events.map((event) => [String(event.eventId), event]));
+  const byId = byEventId(events);
   const waits = events.flatMap((event) => {
     const scheduledId = event.workflowTaskStartedEventAttributes?.scheduledEventId ?? event.activityTaskStartedEventAttributes?.scheduledEventId;
     const scheduled = scheduledId === undefined || scheduledId === null ? undefined : byId.get(String(scheduledId));

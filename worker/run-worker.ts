@@ -28,7 +28,7 @@ export async function runWorker(config: DbChangeConfig, options: RunWorkerOption
   const { connection, namespace } = await connectWorkerConnection();
   const queue = taskQueue();
   const { worker, close } = await createDbChangeWorker({ config, connection, namespace, taskQueue: queue, maxCachedWorkflows: options.maxCachedWorkflows });
-  log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}${options.maxCachedWorkflows ? `, workflow cache ${options.maxCachedWorkflows}` : ''}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
+  log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}, workflow cache ${worker.options.maxCachedWorkflows}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
   try {
     await worker.run();
   } finally {

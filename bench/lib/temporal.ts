@@ -1,16 +1,15 @@
 // A Temporal dev server of the benchmark's own (free ports, in memory) and in-process dbchange workers on it.
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type WorkflowBundle } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { DbChangeConfig } from '../../core/config';
 import { FAST_DISPATCH, startDevServer, type DevServer } from '../../worker/dev-server';
-import { createDbChangeWorker, WORKFLOWS_PATH } from '../../worker/worker';
+import { createDbChangeWorker } from '../../worker/worker';
 import { freePort } from '../../examples/demo/ports';
 
 export interface BenchTemporal {
   server: DevServer;
   client: Client;
-  bundle: WorkflowBundle;
   /** Runs a worker for `config` on a fresh task queue until `stop`. */
   startWorker(config: DbChangeConfig): Promise<{ taskQueue: string; stop(): Promise<void> }>;
   close(): Promise<void>;
@@ -24,16 +23,15 @@ export interface BenchServers {
 
 export async function startBenchServers(): Promise<BenchServers> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('ERROR') });
-  const standard = await startBenchTemporal(bundle, {});
-  const fast = await startBenchTemporal(bundle, FAST_DISPATCH).catch(async (error: unknown) => {
+  const standard = await startBenchTemporal({});
+  const fast = await startBenchTemporal(FAST_DISPATCH).catch(async (error: unknown) => {
     await standard.close();
     throw error;
   });
   return { standard, fast };
 }
 
-async function startBenchTemporal(bundle: WorkflowBundle, dynamicConfig: Record<string, number | boolean>): Promise<BenchTemporal> {
+async function startBenchTemporal(dynamicConfig: Record<string, number | boolean>): Promise<BenchTemporal> {
   const server = await startDevServer({ port: await freePort(), uiPort: await freePort(), quiet: true, dynamicConfig });
   const connection = await Connection.connect({ address: server.address });
   const nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -41,10 +39,10 @@ async function startBenchTemporal(bundle: WorkflowBundle, dynamicConfig: Record<
   return {
     server,
     client,
-    bundle,
     async startWorker(config) {
       const taskQueue = `bench-${randomUUID()}`;
-      const { worker, close } = await createDbChangeWorker({ config, connection: nativeConnection, namespace: 'default', taskQueue, workflowBundle: bundle });
+      // Workers load the bundle `npm run build` wrote (bench.sh builds first), as `dbchange worker` does.
+      const { worker, close } = await createDbChangeWorker({ config, connection: nativeConnection, namespace: 'default', taskQueue });
       const running = worker.run();
       return {
         taskQueue,
