@@ -1,14 +1,17 @@
 // Runs a change request's steps on one database: SQL steps exactly once (recorded in the change ledger in the
 // same transaction), checks read-only, and the dry run inside a transaction that is always rolled back.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
 import type { ChangeStep, CheckStep, SqlStep } from '../core/change-request';
 import { evaluateExpectation, shouldRun, stepLabel, type CheckResults, type LockSettings, type Phase } from '../core/change-steps';
+import { formatDuration } from '../core/duration';
 import { classifyPgError, describeSqlState, type PgErrorFields } from '../core/pg-errors';
 import { lineAt, splitStatements } from '../core/sql-statements';
+import { STATEMENT_TIMED_OUT } from '../core/step-retries';
 import { TRANSIENT_DATABASE_ERROR } from './apply-migration';
 import { blockersGone, describeBlocker, watchBlockers, type BlockingSession } from './blockers';
 import { CHANGE_LOG_TABLE, inApplierTransaction } from './db';
+import { cancelOnStop, stoppedByPerson } from './stop';
 
 export const CHANGE_STEP_FAILED = 'ChangeStepFailed';
 
@@ -20,6 +23,14 @@ export interface StepRun {
   phase: Phase;
   workflowId: string;
   runId: string;
+}
+
+/** How a running SQL step is steered from outside: a person's stop, the retry setting, and whom it waits for. */
+export interface StepControl {
+  stop: AbortSignal;
+  statementTimeoutRetries: number;
+  /** Called while the step waits for a blocking session, and with undefined once the wait is over. */
+  onWaiting(waitingFor: string | undefined): Promise<void>;
 }
 
 export interface SqlStepResult {
@@ -49,25 +60,32 @@ class StatementFailed extends Error {
 
 const BLOCKER_POLL_MS = 50;
 const HEARTBEAT_EVERY_MS = 1_000;
+/** Progress reports land in workflow history: one at once, then a refresh now and then. */
+const REPORT_EVERY_MS = 15_000;
 
 /**
  * Runs an SQL step once. A lock or statement timeout caused by a session we saw is retried here, the moment that
  * session's transaction ends (within lockRetry.maxWait); other transient errors are retried by Temporal.
  */
-export async function runSqlStep(pool: pg.Pool, run: StepRun, step: SqlStep, settings: LockSettings): Promise<SqlStepResult> {
+export async function runSqlStep(pool: pg.Pool, run: StepRun, step: SqlStep, settings: LockSettings, control: StepControl): Promise<SqlStepResult> {
   const started = Date.now();
   let lockRetries = 0;
   for (;;) {
     const client = await pool.connect();
     let broken = false;
     try {
-      const outcome = step.transaction ? await runInTransaction(client, pool, run, step, settings) : await runWithoutTransaction(client, pool, run, step, settings);
+      const statements: StepStatements = { client, pool, step, settings, control };
+      const outcome = step.transaction ? await runInTransaction(statements, run) : await runWithoutTransaction(statements, run);
       return { outcome, durationMs: Date.now() - started, attempt: Context.current().info.attempt, lockRetries };
     } catch (error) {
+      if (stoppedByPerson(control.stop)) {
+        broken = true;
+        throw new CancelledFailure(`step ${step.id}: stopped while it ran; its SQL was cancelled and rolled back`);
+      }
       if (!(error instanceof StatementFailed)) throw error;
       broken = error.failure.nonRetryable !== true;
       if (!broken || error.blockers.length === 0 || Date.now() - started > settings.maxWaitMs) throw error.failure;
-      await waitForBlockersToEnd(pool, error.blockers, started + settings.maxWaitMs);
+      await waitForBlockersToEnd(pool, error.blockers, started + settings.maxWaitMs, control);
       lockRetries++;
     } finally {
       client.release(broken);
@@ -75,71 +93,105 @@ export async function runSqlStep(pool: pg.Pool, run: StepRun, step: SqlStep, set
   }
 }
 
-async function waitForBlockersToEnd(pool: pg.Pool, blockers: BlockingSession[], deadline: number): Promise<void> {
+async function waitForBlockersToEnd(pool: pg.Pool, blockers: BlockingSession[], deadline: number, control: StepControl): Promise<void> {
+  const waitStarted = Date.now();
+  const description = blockers.map(describeBlocker).join('; ');
   let lastHeartbeat = 0;
-  while (Date.now() < deadline && !(await blockersGone(pool, blockers))) {
+  let lastReport = 0;
+  while (Date.now() < deadline && !control.stop.aborted && !(await blockersGone(pool, blockers))) {
     if (Date.now() - lastHeartbeat >= HEARTBEAT_EVERY_MS) {
       lastHeartbeat = Date.now();
       Context.current().heartbeat({ waitingFor: blockers.map(describeBlocker) });
     }
+    if (Date.now() - lastReport >= REPORT_EVERY_MS) {
+      lastReport = Date.now();
+      await control.onWaiting(`waiting for ${description} (waited ${Math.round((Date.now() - waitStarted) / 1000)}s)`).catch(() => undefined);
+    }
     await new Promise((resolve) => setTimeout(resolve, BLOCKER_POLL_MS));
   }
+  if (lastReport > 0) await control.onWaiting(undefined).catch(() => undefined);
 }
 
-async function runInTransaction(client: pg.PoolClient, pool: pg.Pool, run: StepRun, step: SqlStep, settings: LockSettings): Promise<SqlStepResult['outcome']> {
+/** One try of a step's statements on one connection. */
+interface StepStatements {
+  client: pg.PoolClient;
+  pool: pg.Pool;
+  step: SqlStep;
+  settings: LockSettings;
+  control?: StepControl;
+}
+
+async function runInTransaction(attempt: StepStatements, run: StepRun): Promise<SqlStepResult['outcome']> {
+  const { client, settings } = attempt;
   return inApplierTransaction(client, async () => {
-    if (await alreadyApplied(client, run, step)) return 'already-applied';
+    if (await alreadyApplied(client, run, attempt.step)) return 'already-applied';
     await client.query(`SET LOCAL lock_timeout = ${Math.round(settings.lockTimeoutMs)}`);
     await client.query(`SET LOCAL statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
-    await runStepStatements(client, pool, step);
-    await recordApplied(client, run, step);
+    await runStepStatements(attempt);
+    await recordApplied(client, run, attempt.step);
     return 'applied';
   });
 }
 
-async function runWithoutTransaction(client: pg.PoolClient, pool: pg.Pool, run: StepRun, step: SqlStep, settings: LockSettings): Promise<SqlStepResult['outcome']> {
-  if (await inApplierTransaction(client, () => alreadyApplied(client, run, step))) return 'already-applied';
+async function runWithoutTransaction(attempt: StepStatements, run: StepRun): Promise<SqlStepResult['outcome']> {
+  const { client, settings } = attempt;
+  if (await inApplierTransaction(client, () => alreadyApplied(client, run, attempt.step))) return 'already-applied';
   // Each statement commits on its own, so the step must be idempotent: a retry runs all of it again.
   await client.query(`SET lock_timeout = ${Math.round(settings.lockTimeoutMs)}; SET statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
   try {
-    await runStepStatements(client, pool, step);
+    await runStepStatements(attempt);
   } finally {
     await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
   }
-  await inApplierTransaction(client, () => recordApplied(client, run, step));
+  await inApplierTransaction(client, () => recordApplied(client, run, attempt.step));
   return 'applied';
 }
 
 /** LOCK TABLE in the given order, then each statement; every error names the step, the file line and the blocker. */
-async function runStepStatements(client: pg.PoolClient, pool: pg.Pool, step: SqlStep): Promise<void> {
-  for (const table of step.lockTables) await runWatched(client, pool, step, `LOCK TABLE ${table}`, step.line);
+async function runStepStatements(attempt: StepStatements): Promise<void> {
+  const { step } = attempt;
+  for (const table of step.lockTables) await runWatched(attempt, `LOCK TABLE ${table}`, step.line);
   const statements = await splitStatements(step.sql);
   for (const statement of statements) {
-    await runWatched(client, pool, step, statement.sql, lineAt(step.sql, statement.offset, step.sqlLine));
+    await runWatched(attempt, statement.sql, lineAt(step.sql, statement.offset, step.sqlLine));
   }
 }
 
-async function runWatched(client: pg.PoolClient, pool: pg.Pool, step: SqlStep, sql: string, line: number): Promise<void> {
+async function runWatched({ client, pool, step, settings, control }: StepStatements, sql: string, line: number): Promise<void> {
   const pid = (client as unknown as { processID: number }).processID;
+  if (control && stoppedByPerson(control.stop)) throw new Error(`step ${step.id}: stopped`);
   const watcher = watchBlockers(pool, pid);
+  const cancelling = control ? cancelOnStop(control.stop, pool, pid) : undefined;
   try {
     await client.query(sql);
     watcher.stop();
   } catch (error) {
     const blockers = watcher.stop();
-    throw new StatementFailed(stepFailure(error as PgErrorFields & Error, step, line, blockers.map(describeBlocker).join('; ')), blockers);
+    const timeouts = { statementTimeoutMs: settings.statementTimeoutMs, statementTimeoutRetries: control?.statementTimeoutRetries ?? 0 };
+    throw new StatementFailed(stepFailure(error as PgErrorFields & Error, step, line, blockers.map(describeBlocker).join('; '), timeouts), blockers);
+  } finally {
+    cancelling?.dispose();
   }
 }
 
-/** Transient errors are retried by Temporal; anything else stops the change for a person. */
-function stepFailure(error: PgErrorFields & Error, step: ChangeStep, line: number, blockedBy = ''): ApplicationFailure {
+/** Transient errors are retried by Temporal; a statement timeout by the workflow, a bounded number of times; anything else stops the change for a person. */
+function stepFailure(error: PgErrorFields & Error, step: ChangeStep, line: number, blockedBy = '', timeouts?: { statementTimeoutMs: number; statementTimeoutRetries: number }): ApplicationFailure {
   const extras = [error.detail && `detail: ${error.detail}`, error.hint && `hint: ${error.hint}`].filter(Boolean);
   const where = `step ${step.id} (line ${line})`;
-  if (classifyPgError(error) === 'transient') {
+  const kind = classifyPgError(error);
+  if (kind === 'transient') {
     return ApplicationFailure.create({
       type: TRANSIENT_DATABASE_ERROR,
-      message: `${where}: ${describeSqlState(error.code)}: ${error.message}${blockedBy ? `; blocked by ${blockedBy}` : ''}`,
+      message: `${where}: ${error.code ?? ''} ${describeSqlState(error.code)}: ${error.message}${blockedBy ? `; blocked by ${blockedBy}` : ''}`,
       details: [{ step: step.id, code: error.code }],
+    });
+  }
+  if (kind === 'statement-timeout' && timeouts) {
+    return ApplicationFailure.create({
+      type: STATEMENT_TIMED_OUT,
+      nonRetryable: true,
+      message: `${where}: ERROR ${error.code}: ${error.message} (statement_timeout ${formatDuration(timeouts.statementTimeoutMs)})${blockedBy ? `; blocked by ${blockedBy}` : ''}`,
+      details: [{ step: step.id, line, code: error.code, ...timeouts }],
     });
   }
   return ApplicationFailure.create({
@@ -245,7 +297,7 @@ export async function rehearseSteps(
           try {
             const settings = settingsOf(step);
             await client.query(`SET LOCAL lock_timeout = ${Math.round(settings.lockTimeoutMs)}; SET LOCAL statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
-            const check = step.kind === 'sql' ? await runStepStatements(client, pool, step) : await queryCheck(client, step);
+            const check = step.kind === 'sql' ? await runStepStatements({ client, pool, step, settings }) : await queryCheck(client, step);
             if (check) checks[step.id] = check.passed ? 'passed' : 'failed';
             const now = await locksHeld(client);
             const outcome = !check ? 'rehearsed' : check.passed ? 'passed' : 'failed';

@@ -7,6 +7,9 @@ export const APPLIER_LOCK_KEY = 0x6462_6368; // "dbch"
 export const SCHEMA_MIGRATIONS_TABLE = 'schema_migrations';
 export const LEDGER_TABLE = 'dbchange_migration_log';
 export const CHANGE_LOG_TABLE = 'dbchange_change_log';
+/** aborted: a person stopped the migration while it ran; its SQL was cancelled and rolled back. */
+const LEDGER_OUTCOMES = ['applied', 'marked-complete', 'failed', 'aborted'];
+const OUTCOME_CHECK = `CHECK (outcome IN (${LEDGER_OUTCOMES.map((outcome) => `'${outcome}'`).join(', ')}))`;
 
 export const CREATE_BOOKKEEPING_SQL = `
 CREATE TABLE IF NOT EXISTS ${SCHEMA_MIGRATIONS_TABLE} (version varchar PRIMARY KEY);
@@ -15,7 +18,7 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
   version varchar NOT NULL,
   name text NOT NULL,
   checksum text NOT NULL,
-  outcome text NOT NULL CHECK (outcome IN ('applied', 'marked-complete', 'failed')),
+  outcome text NOT NULL CONSTRAINT ${LEDGER_TABLE}_outcome_check ${OUTCOME_CHECK},
   started_at timestamptz NOT NULL,
   finished_at timestamptz NOT NULL DEFAULT now(),
   duration_ms integer NOT NULL,
@@ -26,6 +29,14 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
   error text
 );
 CREATE INDEX IF NOT EXISTS ${LEDGER_TABLE}_version_idx ON ${LEDGER_TABLE} (version);
+-- A ledger written by an older dbchange accepts fewer outcomes: widen its check once (a catalog lookup otherwise).
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '${LEDGER_TABLE}_outcome_check'
+              AND conrelid = '${LEDGER_TABLE}'::regclass AND pg_get_constraintdef(oid) NOT LIKE '%aborted%') THEN
+    ALTER TABLE ${LEDGER_TABLE} DROP CONSTRAINT ${LEDGER_TABLE}_outcome_check,
+      ADD CONSTRAINT ${LEDGER_TABLE}_outcome_check ${OUTCOME_CHECK} NOT VALID;
+  END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS ${CHANGE_LOG_TABLE} (
   id bigserial PRIMARY KEY,
   change_id text NOT NULL,

@@ -20,7 +20,7 @@ import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SC
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
 import { runQaCommand } from './qa-gate';
-import { applierProgress } from '../workflows/messages';
+import { reportProgress, settleFailure } from './step-progress';
 import { ChangeRequestError, type ChangeRequest, type ChangeStep, type CheckStep, type SqlStep } from '../core/change-request';
 import { checkChangeRequestText } from '../core/change-request-file';
 import { requiredApprovals, stepSettings, type LockSettings } from '../core/change-steps';
@@ -186,24 +186,21 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     async applyMigration(ref: MigrationRef): Promise<MigrationOutcome> {
       const context = Context.current();
       const heartbeat = setInterval(() => context.heartbeat({ version: ref.version }), HEARTBEAT_EVERY_MS);
-      const workflow = context.info.workflowExecution;
       try {
         const outcome = await applyMigrationOnce({
           pool: pools.pool(environmentNamed(ref.environment)),
           migration: migrationFor(ref),
           settings: config.lockRetry,
-          workflowId: workflow?.workflowId ?? '',
-          onWaiting: async (waitingFor) => {
-            if (!workflow) return;
-            await context.client.workflow
-              .getHandle(workflow.workflowId, workflow.runId)
-              .signal(applierProgress, { version: ref.version, waitingFor });
-          },
+          workflowId: context.info.workflowExecution?.workflowId ?? '',
+          stop: context.cancellationSignal,
+          onWaiting: (waitingFor) => reportProgress({ step: ref.version, waitingFor }),
           onLockRetry: () => countLockTimeoutRetry(ref.environment),
         });
         if (outcome.outcome === 'applied') recordMigrationApplied(ref.environment, outcome.durationMs);
         log.info(`${outcome.outcome} ${ref.version} on ${ref.environment}`, { environment: ref.environment, version: ref.version, durationMs: outcome.durationMs, lockRetries: outcome.lockRetries });
         return outcome;
+      } catch (error) {
+        throw await settleFailure(ref.version, error, config.lockRetry.maxAttempts);
       } finally {
         clearInterval(heartbeat);
       }
@@ -265,7 +262,16 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     },
 
     async runChangeSql(input: { run: StepRun; step: SqlStep; settings: LockSettings }): Promise<SqlStepResult> {
-      return whileHeartbeating(() => runSqlStep(pools.pool(environmentNamed(input.run.environment)), input.run, input.step, input.settings));
+      const control = {
+        stop: Context.current().cancellationSignal,
+        statementTimeoutRetries: config.lockRetry.statementTimeoutRetries,
+        onWaiting: (waitingFor: string | undefined) => reportProgress({ step: input.step.id, waitingFor }),
+      };
+      try {
+        return await whileHeartbeating(() => runSqlStep(pools.pool(environmentNamed(input.run.environment)), input.run, input.step, input.settings, control));
+      } catch (error) {
+        throw await settleFailure(input.step.id, error, config.lockRetry.maxAttempts);
+      }
     },
 
     async runChangeCheck(input: { environment: string; step: CheckStep; settings: LockSettings }): Promise<CheckResult> {

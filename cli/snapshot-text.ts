@@ -14,7 +14,7 @@ export function snapshotLines(workflowId: string, snapshot: PipelineStatus): str
     lines.push(`  ${environment.environment}${environment.done ? '' : ' (not finished)'}`);
     for (const migration of environment.migrations) {
       const retries = migration.lockRetries ? `, ${migration.lockRetries} lock retries` : '';
-      lines.push(`    ${migration.version}_${migration.name}: ${migration.outcome} in ${migration.durationMs} ms${retries}`);
+      lines.push(`    ${migration.version}_${migration.name}: ${migration.outcome} in ${migration.durationMs} ms${retries}${migration.note ? ` (${migration.note})` : ''}`);
     }
     if (environment.qa) {
       const qa = environment.qa;

@@ -3,6 +3,7 @@ import type { Criticality } from './criticality';
 import type { DecisionRecord } from './decisions';
 import type { Phase } from './change-steps';
 import type { PrecheckFinding } from './prechecks';
+import type { RetryNotice } from './step-retries';
 
 export const CHANGE_REQUEST_WORKFLOW_TYPE = 'changeRequest';
 export const CHANGE_STATUS_VERSION = 1;
@@ -84,6 +85,8 @@ export interface ChangeRequestStatus {
   phase?: Phase;
   step?: { id: string; kind: string; index: number; total: number };
   waitingFor?: string;
+  /** The running step's last failed try, while it waits for the next (waitingFor says it in words). */
+  retry?: RetryNotice;
   lastError?: string;
   /** Roles that approve the change before it starts, and who did. */
   approvals: { role: string; by?: string }[];

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { CRITICALITIES, DEFAULT_CR_APPROVALS, type Criticality } from './criticality';
 import { parseDuration } from './duration';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_STATEMENT_TIMEOUT_RETRIES } from './step-retries';
 import { describeSchemaIssues, readYamlSource } from './yaml-source';
 
 export const DEFAULT_CONFIG_FILE = 'dbchange.yaml';
@@ -35,8 +36,10 @@ const configSchema = z.strictObject({
       lockTimeout: duration.refine((text) => parseDuration(text)! > 0, 'must be above 0 (0 would mean wait forever)').default('200ms'),
       statementTimeout: duration.default('15m'),
       maxWait: duration.default('30m'),
+      statementTimeoutRetries: z.number().int().min(0).max(10).default(DEFAULT_STATEMENT_TIMEOUT_RETRIES),
+      maxAttempts: z.number().int().min(1).max(100).default(DEFAULT_MAX_ATTEMPTS),
     })
-    .default({ lockTimeout: '200ms', statementTimeout: '15m', maxWait: '30m' }),
+    .default({ lockTimeout: '200ms', statementTimeout: '15m', maxWait: '30m', statementTimeoutRetries: DEFAULT_STATEMENT_TIMEOUT_RETRIES, maxAttempts: DEFAULT_MAX_ATTEMPTS }),
   changeLocks: z
     .array(z.strictObject({ start: z.iso.datetime({ offset: true }), end: z.iso.datetime({ offset: true }), reason: z.string().min(1) }))
     .default([]),
@@ -85,7 +88,11 @@ export interface DbChangeConfig {
   environments: EnvironmentConfig[];
   approvers: Record<string, string[]>;
   webhookUrl?: string;
-  lockRetry: { lockTimeoutMs: number; statementTimeoutMs: number; maxWaitMs: number };
+  /**
+   * maxWaitMs bounds how long one try of a step waits for locks (lock_timeout, then waiting for the blocker);
+   * maxAttempts bounds the tries after transient errors; statementTimeoutRetries the retries after statement_timeout.
+   */
+  lockRetry: { lockTimeoutMs: number; statementTimeoutMs: number; maxWaitMs: number; statementTimeoutRetries: number; maxAttempts: number };
   changeLocks: ChangeLockWindow[];
   recheckIntervalMs: number;
   changeRequests: { approvals: Record<Criticality, string[]>; rollbackWindowMs: number; approvalTimeoutMs: number };
@@ -215,6 +222,8 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
       lockTimeoutMs: parseDuration(raw.lockRetry.lockTimeout)!,
       statementTimeoutMs: parseDuration(raw.lockRetry.statementTimeout)!,
       maxWaitMs: parseDuration(raw.lockRetry.maxWait)!,
+      statementTimeoutRetries: raw.lockRetry.statementTimeoutRetries,
+      maxAttempts: raw.lockRetry.maxAttempts,
     },
     changeLocks: raw.changeLocks,
     recheckIntervalMs: parseDuration(raw.productionChecks.recheckInterval)!,

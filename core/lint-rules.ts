@@ -58,7 +58,9 @@ export function checkOwnRules(file: string, source: MigrationSource, kind: Migra
         statement,
         RULES.nonTransactionalNotIdempotent,
         'this migration runs without a transaction (transaction:false), so a retry after a failure part-way runs this statement again, and it fails the second time',
-        'add IF NOT EXISTS / IF EXISTS so that running it twice is harmless',
+        statement.type === 'IndexStmt' && statement.concurrently
+          ? 'name the index and add IF NOT EXISTS. IF NOT EXISTS alone is not enough: an interrupted concurrent build leaves an INVALID index of that name, which IF NOT EXISTS then skips; dbchange drops such an index before a retry and never records the migration applied while an index it builds is INVALID'
+          : 'add IF NOT EXISTS / IF EXISTS so that running it twice is harmless',
       );
     }
     if (source.transactional && statement.concurrently) {

@@ -1,7 +1,11 @@
 // Migration files: <14-digit UTC version>_<name>.sql with dbmate-style `-- migrate:up` / `-- migrate:down` sections.
+import { parseDuration } from './duration';
 export const MIGRATION_FILE_PATTERN = /^(\d{14})_([A-Za-z0-9_]+)\.sql$/;
 const SECTION_PATTERN = /^--\s*migrate:(up|down)\b(.*)$/;
 const KNOWN_OPTIONS = new Set(['transaction']);
+/** `-- dbchange:<directive> <value>` lines: per-file settings that travel with the file and its checksum. */
+const DIRECTIVE_PATTERN = /^--\s*dbchange:([a-z-]+)\s*(.*)$/;
+const DIRECTIVES = ['statement-timeout'];
 
 export interface MigrationSource {
   version: string;
@@ -14,6 +18,8 @@ export interface MigrationSource {
   down?: string;
   /** false when the header says `transaction:false` (e.g. CREATE INDEX CONCURRENTLY). */
   transactional: boolean;
+  /** `-- dbchange:statement-timeout 2h`: this file's statements may run that long instead of lockRetry.statementTimeout. */
+  statementTimeoutMs?: number;
 }
 
 export class MigrationFileError extends Error {
@@ -82,7 +88,23 @@ export function parseMigrationSource(fileName: string, text: string): MigrationS
     upStartLine: ups[0].headerLine + 1,
     down: downIndex >= 0 ? bodyOf(downIndex) : undefined,
     transactional: parseTransactionOption(fileName, ups[0].options),
+    ...parseDirectives(fileName, lines),
   };
+}
+
+function parseDirectives(fileName: string, lines: string[]): Pick<MigrationSource, 'statementTimeoutMs'> {
+  const directives: Pick<MigrationSource, 'statementTimeoutMs'> = {};
+  lines.forEach((line, index) => {
+    const match = DIRECTIVE_PATTERN.exec(line.trim());
+    if (!match) return;
+    const [, name, value] = match;
+    const where = `line ${index + 1}: -- dbchange:${name}`;
+    if (!DIRECTIVES.includes(name)) throw new MigrationFileError(fileName, `${where}: unknown directive; known: ${DIRECTIVES.map((known) => `dbchange:${known}`).join(', ')}`);
+    const ms = parseDuration(value);
+    if (ms === undefined || ms <= 0) throw new MigrationFileError(fileName, `${where}: expected a duration above 0 such as 30m or 2h, got "${value.trim()}"`);
+    directives.statementTimeoutMs = ms;
+  });
+  return directives;
 }
 
 function parseTransactionOption(fileName: string, options: string): boolean {

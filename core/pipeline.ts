@@ -3,6 +3,7 @@ import type { CompatibilityResult } from './compatibility';
 import type { DecisionRecord } from './decisions';
 import type { LintFinding } from './lint-rules';
 import type { PrecheckFinding } from './prechecks';
+import type { RetryNotice } from './step-retries';
 
 export const PIPELINE_WORKFLOW_TYPE = 'postDeployMigrationPipeline';
 export const STATUS_VERSION = 1;
@@ -41,6 +42,8 @@ export interface MigrationOutcome {
   attempts: number;
   lockRetries?: number;
   error?: string;
+  /** What else happened, e.g. an INVALID index left by an interrupted build was dropped and built again. */
+  note?: string;
 }
 
 export interface QaResult {
@@ -79,6 +82,8 @@ export interface PipelineStatus {
   environment?: string;
   migration?: { index: number; total: number; version: string; name: string };
   waitingFor?: string;
+  /** The running migration's last failed try, while it waits for the next (waitingFor says it in words). */
+  retry?: RetryNotice;
   lastError?: string;
   requestedBy: string;
   packageVersion?: string;

@@ -43,6 +43,8 @@ export async function createDbChangeWorker(options: WorkerOptions): Promise<{ wo
     maxConcurrentActivityTaskExecutions: 20,
     // On SIGTERM an in-flight migration may finish and record itself rather than be cut off and retried.
     shutdownGraceTime: '2m',
+    // A heartbeat is how a person's stop reaches a running step: send one every 2 s at most, not every 8 s.
+    maxHeartbeatThrottleInterval: '2s',
   });
   return { worker, close: () => pools.close() };
 }

@@ -7,6 +7,8 @@ import { CHANGE_STATUS_VERSION, changeStatusLabel, FINAL_CHANGE_STAGES, type Cha
 import type { DecisionRecord } from '../core/decisions';
 import type { PrecheckFinding } from '../core/prechecks';
 import { CRITICALITY, KIND } from '../core/search-attributes';
+import type { StepProgress } from '../core/step-progress';
+import { describeRetry } from '../core/step-retries';
 import { Visibility } from './visibility';
 
 export class ChangeBoard {
@@ -46,6 +48,7 @@ export class ChangeBoard {
     this.state.stage = stage;
     if (environment) this.state.environment = environment;
     this.state.waitingFor = waitingFor;
+    this.state.retry = undefined;
     if (stage !== 'in-progress' && stage !== 'rolling-back' && stage !== 'blocked') this.state.step = undefined;
     this.publish(waitingFor ?? stage);
   }
@@ -59,11 +62,22 @@ export class ChangeBoard {
     this.state.environment = environment;
     this.state.phase = phase;
     this.state.waitingFor = undefined;
+    this.state.retry = undefined;
     this.state.step = { id: step.id, kind: step.kind, index: index + 1, total };
     this.publish(`${phase === 'execute' ? 'running' : 'rolling back:'} ${step.kind} ${step.id} (${index + 1} of ${total}) on ${environment}`);
   }
 
+  /** The running step waits for a blocking session, or a try failed and will be tried again. */
+  stepProgress({ step, waitingFor, retry }: StepProgress): void {
+    const running = this.state.stage === 'in-progress' || this.state.stage === 'rolling-back';
+    if (!running || this.state.step?.id !== step) return;
+    this.state.retry = retry;
+    this.state.waitingFor = retry ? describeRetry(retry) : waitingFor;
+    this.publish(this.state.waitingFor ? `step ${step}: ${this.state.waitingFor}` : `running step ${step}`);
+  }
+
   record(step: StepRecord): void {
+    this.state.retry = undefined;
     this.state.steps.push(step);
   }
 

@@ -1,7 +1,7 @@
 // changeRequest: approvals by criticality → per environment, production checks then the steps → a rollback
 // window. A failed step blocks until a person says retry, rollback or abort; the rollback runs the CR's rollback
 // steps on every environment it changed, newest first.
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ChangePlan, DbChangeActivities } from '../activities';
 import type { ChangeStep } from '../core/change-request';
 import { shouldRun, stepSettings, type CheckResults, type Phase } from '../core/change-steps';
@@ -11,8 +11,9 @@ import { describeBlocking } from '../core/prechecks';
 import { formatDuration } from '../core/duration';
 import { ChangeBoard } from './change-board';
 import { DecisionDesk } from './decision-desk';
-import { changeStatus } from './messages';
+import { changeStatus, stepProgress } from './messages';
 import { waitForProductionChecks } from './production-gates';
+import { describeStepFailure, retryStatementTimeouts, runStoppable, transientRetryPolicy } from './running-step';
 
 const { planChangeRequest } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
@@ -37,14 +38,19 @@ interface Run {
   file: string;
 }
 
-/** Transient errors (lock and statement timeouts, deadlocks, lost connections) retry until lockRetry.maxWait. */
+/**
+ * Lock waits retry inside the activity (lockRetry.maxWait); deadlocks, serialization failures and lost connections
+ * retry in Temporal (lockRetry.maxAttempts); statement timeouts in the workflow (lockRetry.statementTimeoutRetries).
+ */
 function stepActivities(plan: ChangePlan) {
   const { maxWaitMs, statementTimeoutMs } = plan.settings;
   return proxyActivities<DbChangeActivities>({
-    startToCloseTimeout: statementTimeoutMs + 60_000,
-    scheduleToCloseTimeout: Math.max(maxWaitMs, statementTimeoutMs + 60_000),
+    // A try may wait for locks for up to maxWait, then run its statements for up to the statement timeout.
+    startToCloseTimeout: maxWaitMs + statementTimeoutMs + 60_000,
     heartbeatTimeout: '10s',
-    retry: { initialInterval: '1s', backoffCoefficient: 1.5, maximumInterval: '10s' },
+    // A person's stop waits until the step's SQL was cancelled and rolled back.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: transientRetryPolicy(),
   });
 }
 
@@ -54,6 +60,7 @@ export async function changeRequest(input: ChangeRequestInput): Promise<ChangeRe
   const desk = new DecisionDesk(plan.approvers, plan.changeRequest.requestedBy, plan.checksum);
   const board = new ChangeBoard(plan, Boolean(input.dryRun), desk.decisions);
   setHandler(changeStatus, () => board.snapshot());
+  setHandler(stepProgress, (progress) => board.stepProgress(progress));
   desk.install();
   desk.installRollback();
   const run: Run = { plan, board, desk, steps: stepActivities(plan), dryRun: Boolean(input.dryRun), file: input.file };
@@ -171,8 +178,15 @@ async function attemptStep(run: Run, environment: string, phase: Phase, step: Ch
     if (step.kind === 'sql') {
       const { workflowId, runId } = workflowInfo();
       const stepRun = { changeId: plan.changeRequest.id, checksum: plan.checksum, environment, phase, workflowId, runId };
-      const result = await run.steps.runChangeSql.executeWithOptions({ summary }, [{ run: stepRun, step, settings: stepSettings(plan.settings, {}, step) }]);
-      return { record: { ...base, outcome: result.outcome, durationMs: result.durationMs, attempts: result.attempt, lockRetries: result.lockRetries } };
+      const runSql = () => run.steps.runChangeSql.executeWithOptions({ summary }, [{ run: stepRun, step, settings: stepSettings(plan.settings, {}, step) }]);
+      const result = await runStoppable(desk, environment, () => retryStatementTimeouts((retry) => board.stepProgress({ step: step.id, retry }), runSql));
+      const record = (done: typeof result.done) => done && { ...base, outcome: done.outcome, durationMs: done.durationMs, attempts: done.attempt, lockRetries: done.lockRetries };
+      if (result.stopped) {
+        // The stop came as it finished: what it applied stays recorded (a rollback knows of it), and nothing more runs.
+        if (result.done) board.record(record(result.done)!);
+        return endAborted(run, environment, result.stopped, `stopped ${phase} step ${step.id} while it ran; its SQL was cancelled and rolled back`);
+      }
+      return { record: record(result.done) };
     }
     if (step.kind === 'check') {
       const result = await run.steps.runChangeCheck.executeWithOptions({ summary }, [{ environment, step, settings: plan.settings }]);
@@ -187,7 +201,7 @@ async function attemptStep(run: Run, environment: string, phase: Phase, step: Ch
     return { record: { ...base, outcome: 'approved', durationMs: 0, note: `approved by ${outcome.by}` } };
   } catch (error) {
     if (!(error instanceof ActivityFailure)) throw error;
-    return { failure: error.cause?.message ?? error.message };
+    return { failure: describeStepFailure(error) };
   }
 }
 
@@ -198,13 +212,17 @@ async function block(run: Run, environment: string, message: string, actions: Re
   const decided = desk.waitForResolution(environment, actions);
   await announce(run, 'blocked', `${board.title()} is blocked on ${environment}: ${message}`, environment);
   const resolution = await decided;
-  if (resolution.action === 'abort') {
-    board.finish('failed', `aborted by ${resolution.user} on ${environment}: ${message}`);
-    await announce(run, 'finished', `${board.title()} aborted by ${resolution.user} on ${environment}`);
-    throw ApplicationFailure.create({ type: 'ChangeAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}` });
-  }
+  if (resolution.action === 'abort') return endAborted(run, environment, resolution, message);
   board.resume(environment, `${resolution.action} by ${resolution.user} on ${environment}`);
   return resolution;
+}
+
+/** A person's abort ends the change as failed: nothing more runs, and the status says who and why. */
+async function endAborted(run: Run, environment: string, resolution: Resolution, message: string): Promise<never> {
+  const why = resolution.comment ? ` ("${resolution.comment}")` : '';
+  run.board.finish('failed', `aborted by ${resolution.user}${why} on ${environment}: ${message}`);
+  await announce(run, 'finished', `${run.board.title()} aborted by ${resolution.user} on ${environment}`);
+  throw ApplicationFailure.create({ type: 'ChangeAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}` });
 }
 
 /** The rollback steps, on every environment the change touched, newest first; a failing step blocks, never skips. */

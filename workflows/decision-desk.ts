@@ -85,6 +85,25 @@ export class DecisionDesk {
     return this.resolution!;
   }
 
+  /**
+   * While a step runs, `resolve --action abort` stops it: `decided` settles once someone does, or once `withdraw`
+   * is called because the step ended; `decision` is the accepted stop, if any.
+   */
+  offerStop(environment: string): { decided: Promise<unknown>; decision(): Resolution | undefined; withdraw(): void } {
+    const waiting: Waiting = { kind: 'resolution', environment, actions: ['abort'] };
+    this.waiting = waiting;
+    this.resolution = undefined;
+    let withdrawn = false;
+    return {
+      decided: condition(() => withdrawn || this.resolution !== undefined),
+      decision: () => (this.waiting === waiting ? this.resolution : undefined),
+      withdraw: () => {
+        withdrawn = true;
+        if (this.waiting === waiting) this.waiting = undefined;
+      },
+    };
+  }
+
   /** Waits up to `timeoutMs` for a rollback (the `rollback` message, or resolve with action rollback). */
   async waitForRollbackRequest(timeoutMs: number): Promise<Resolution | undefined> {
     this.waiting = { kind: 'resolution', actions: ['rollback'] };

@@ -25,9 +25,7 @@ export const rollbackUpdate = defineUpdate<DecisionAnswer, [RollbackRequest]>('r
 export const status = defineQuery<PipelineStatus>('status');
 /** The same `status` query, as a change request answers it. */
 export const changeStatus = defineQuery<ChangeRequestStatus>('status');
-
-/** Sent by the apply activity while it waits on a blocking session, so the workflow can say whom it waits for. */
-export const applierProgress = defineSignal<[{ version: string; waitingFor?: string }]>('applierProgress');
+export { stepProgress } from '../core/step-progress';
 
 export const closeIncident = defineSignal<[IncidentClose]>('close');
 export const incidentStatus = defineQuery<{ id: string; severity: number; title: string; open: boolean }>('status');

@@ -1,21 +1,24 @@
 // postDeployMigrationPipeline: per environment, checks → pending migrations → QA → approval before the next.
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { DbChangeActivities, PendingMigration, PipelinePlan } from '../activities';
 import { describeIncompatible } from '../core/compatibility';
 import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
 import { describeBlocking } from '../core/prechecks';
-import type { ResolveAction } from '../core/decisions';
+import type { Resolution, ResolveAction } from '../core/decisions';
 import { DecisionDesk } from './decision-desk';
-import { applierProgress, status } from './messages';
+import { status, stepProgress } from './messages';
 import { countPipelineBlocked, recordApprovalWait } from './metrics';
 import { waitForProductionChecks } from './production-gates';
+import { describeStepFailure, retryStatementTimeouts, runStoppable, transientRetryPolicy } from './running-step';
 import { StatusBoard } from './status-board';
 
 const NON_RETRYABLE_ERRORS = ['ConfigError', 'MigrationFileError'];
 const { applyMigration, markMigrationComplete } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '24h',
   heartbeatTimeout: '10s',
-  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  // A person's stop waits until the migration's SQL was cancelled and rolled back.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: transientRetryPolicy(NON_RETRYABLE_ERRORS),
 });
 const { planPipeline, listPendingMigrations } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
@@ -41,7 +44,7 @@ export async function postDeployMigrationPipeline(input: PipelineInput): Promise
   checkInput(input);
   const board = new StatusBoard(input);
   setHandler(status, () => board.snapshot());
-  setHandler(applierProgress, ({ version, waitingFor }) => board.applierWaiting(version, waitingFor));
+  setHandler(stepProgress, (progress) => board.stepProgress(progress));
   try {
     return await runPipeline(input, board);
   } catch (error) {
@@ -116,16 +119,19 @@ async function applyAll(board: StatusBoard, desk: DecisionDesk, environment: str
       board.recordMigration(environment, (await resolvable(board, desk, environment, CHECK_ACTIONS, () => markComplete(markedBy))) ?? skipped(migration));
       continue;
     }
-    const outcome = await resolvable(
-      board,
-      desk,
-      environment,
-      MIGRATION_ACTIONS,
-      () => applyMigration.executeWithOptions({ summary: `apply ${migration.fileName} on ${environment}` }, [ref]),
-      markComplete,
-    );
+    const apply = () => applyMigration.executeWithOptions({ summary: `apply ${migration.fileName} on ${environment}` }, [ref]);
+    const outcome = await resolvable(board, desk, environment, MIGRATION_ACTIONS, () => applyStoppably(board, desk, environment, migration, apply), markComplete);
     board.recordMigration(environment, outcome ?? skipped(migration));
   }
+}
+
+/** Applies one migration: a person may stop it while it runs, and a statement timeout is retried a bounded number of times. */
+async function applyStoppably(board: StatusBoard, desk: DecisionDesk, environment: string, migration: PendingMigration, apply: () => Promise<MigrationOutcome>): Promise<MigrationOutcome> {
+  const run = await runStoppable(desk, environment, () => retryStatementTimeouts((retry) => board.stepProgress({ step: migration.version, retry }), apply));
+  if (!run.stopped) return run.done;
+  // The stop came as it finished: what it applied stays recorded, and nothing more runs.
+  if (run.done) board.recordMigration(environment, run.done);
+  return endAborted(board, environment, run.stopped, `stopped ${migration.fileName} while it ran; its SQL was cancelled and rolled back`);
 }
 
 /**
@@ -203,7 +209,7 @@ async function resolvable<T>(
       return await step();
     } catch (error) {
       if (!(error instanceof ActivityFailure)) throw error;
-      const resolution = await block(board, desk, environment, failureMessage(error), actions);
+      const resolution = await block(board, desk, environment, describeStepFailure(error), actions);
       if (resolution.action === 'mark-complete') return markComplete ? await markComplete(resolution.user) : undefined;
     }
   }
@@ -216,17 +222,17 @@ async function block(board: StatusBoard, desk: DecisionDesk, environment: string
   const decided = desk.waitForResolution(environment, actions);
   await announce('blocked', `${board.title()} is blocked on ${environment}: ${message}`, environment);
   const resolution = await decided;
-  if (resolution.action === 'abort') {
-    board.finish('aborted', `aborted by ${resolution.user} on ${environment}: ${message}`);
-    await announce('finished', `${board.title()} aborted by ${resolution.user} on ${environment}`);
-    throw ApplicationFailure.create({ type: 'PipelineAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}`, details: [board.snapshot()] });
-  }
+  if (resolution.action === 'abort') return endAborted(board, environment, resolution, message);
   board.resume(environment, `${resolution.action} by ${resolution.user} on ${environment}`);
   return resolution;
 }
 
-function failureMessage(error: ActivityFailure): string {
-  return error.cause?.message ?? error.message;
+/** A person's abort ends the pipeline: nothing more is applied, and the status says who and why. */
+async function endAborted(board: StatusBoard, environment: string, resolution: Resolution, message: string): Promise<never> {
+  const why = resolution.comment ? ` ("${resolution.comment}")` : '';
+  board.finish('aborted', `aborted by ${resolution.user}${why} on ${environment}: ${message}`);
+  await announce('finished', `${board.title()} aborted by ${resolution.user} on ${environment}`);
+  throw ApplicationFailure.create({ type: 'PipelineAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}`, details: [board.snapshot()] });
 }
 
 function lastLine(text: string): string {

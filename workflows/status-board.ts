@@ -14,6 +14,8 @@ import {
   type QaResult,
 } from '../core/pipeline';
 import { KIND, PACKAGE } from '../core/search-attributes';
+import type { StepProgress } from '../core/step-progress';
+import { describeRetry } from '../core/step-retries';
 import { Visibility } from './visibility';
 
 const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa', 'checking'];
@@ -58,6 +60,7 @@ export class StatusBoard {
     this.state.stage = stage;
     this.state.environment = environment;
     this.state.waitingFor = waitingFor;
+    this.state.retry = undefined;
     // A block keeps pointing at the migration it stopped on.
     if (stage !== 'applying' && stage !== 'blocked') this.state.migration = undefined;
     this.publish(waitingFor ?? stage);
@@ -67,17 +70,21 @@ export class StatusBoard {
     this.state.stage = 'applying';
     this.state.environment = environment;
     this.state.waitingFor = undefined;
+    this.state.retry = undefined;
     this.state.migration = { index: index + 1, total, version: migration.version, name: migration.name };
     this.publish(`applying ${migration.fileName} (${index + 1} of ${total}) on ${environment}`);
   }
 
-  applierWaiting(version: string, waitingFor: string | undefined): void {
-    if (this.state.stage !== 'applying' || this.state.migration?.version !== version) return;
-    this.state.waitingFor = waitingFor;
-    this.publish(waitingFor ? `${version} ${waitingFor}` : `applying ${version}`);
+  /** The running migration waits for a blocking session, or a try failed and will be tried again. */
+  stepProgress({ step, waitingFor, retry }: StepProgress): void {
+    if (this.state.stage !== 'applying' || this.state.migration?.version !== step) return;
+    this.state.retry = retry;
+    this.state.waitingFor = retry ? describeRetry(retry) : waitingFor;
+    this.publish(this.state.waitingFor ? `${step} ${this.state.waitingFor}` : `applying ${step}`);
   }
 
   recordMigration(environment: string, outcome: MigrationOutcome): void {
+    this.state.retry = undefined;
     this.result(environment).migrations.push(outcome);
   }
 

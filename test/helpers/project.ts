@@ -12,6 +12,9 @@ export interface ProjectSpec {
   approvers?: Record<string, string[]>;
   lockTimeout?: string;
   maxWait?: string;
+  statementTimeout?: string;
+  statementTimeoutRetries?: number;
+  maxAttempts?: number;
   recheckInterval?: string;
   webhookUrl?: string;
   changeLocks?: { start: string; end: string; reason: string }[];
@@ -66,7 +69,8 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
     ]),
     'approvers:',
     ...Object.entries(spec.approvers ?? DEFAULT_APPROVERS).map(([user, roles]) => `  ${user}: [${roles.join(', ')}]`),
-    `lockRetry: { lockTimeout: ${spec.lockTimeout ?? '200ms'}, statementTimeout: 1m, maxWait: ${spec.maxWait ?? '5m'} }`,
+    `lockRetry: { lockTimeout: ${spec.lockTimeout ?? '200ms'}, statementTimeout: ${spec.statementTimeout ?? '1m'}, maxWait: ${spec.maxWait ?? '5m'}` +
+      `${spec.statementTimeoutRetries !== undefined ? `, statementTimeoutRetries: ${spec.statementTimeoutRetries}` : ''}${spec.maxAttempts !== undefined ? `, maxAttempts: ${spec.maxAttempts}` : ''} }`,
     `productionChecks: { recheckInterval: ${spec.recheckInterval ?? '1s'} }`,
     ...(spec.appQueries || spec.drift
       ? ['gates:', ...(spec.appQueries ? ['  compatibility: { queries: app-queries.sql }'] : []), ...(spec.drift ? [`  drift: ${spec.drift}`] : [])]

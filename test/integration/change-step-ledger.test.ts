@@ -38,7 +38,11 @@ describe('change request SQL steps', () => {
   });
 
   const run = (phase: StepRun['phase'], runId = 'run-1'): StepRun => ({ changeId: 'ledger-test', checksum: 'c'.repeat(64), environment: 'staging', phase, workflowId: 'cr-ledger-test', runId });
-  const apply = (step: SqlStep, stepRun: StepRun, attempt = 1) => new MockActivityEnvironment({ attempt }).run(runSqlStep, pool, stepRun, step, SETTINGS);
+  const apply = (step: SqlStep, stepRun: StepRun, attempt = 1) => {
+    const environment = new MockActivityEnvironment({ attempt });
+    const control = { stop: environment.context.cancellationSignal, statementTimeoutRetries: 1, onWaiting: async () => undefined };
+    return environment.run(runSqlStep, pool, stepRun, step, SETTINGS, control);
+  };
 
   it('applies a step once per run and phase; a retried attempt finds it recorded', async () => {
     const bump = CR.steps[0] as SqlStep;

@@ -67,7 +67,7 @@ describe('parseConfig', () => {
       ],
       approvers: { alice: ['release-manager', 'eoc'], bob: ['manager'] },
       webhookUrl: 'https://hooks.example.com/T000/B000',
-      lockRetry: { lockTimeoutMs: 200, statementTimeoutMs: 900_000, maxWaitMs: 1_800_000 },
+      lockRetry: { lockTimeoutMs: 200, statementTimeoutMs: 900_000, maxWaitMs: 1_800_000, statementTimeoutRetries: 1, maxAttempts: 10 },
       changeLocks: [],
       changeRequests: { approvals: { C1: ['eoc', 'manager'], C2: ['eoc', 'manager'], C3: ['reviewer'], C4: [] }, rollbackWindowMs: 86_400_000, approvalTimeoutMs: 86_400_000 },
       recheckIntervalMs: 60_000,
@@ -87,14 +87,14 @@ describe('parseConfig', () => {
     expect(config.environments[0].approval).toEqual({ roles: ['eoc'], timeoutMs: 24 * 3_600_000 });
     expect(config.approvers).toEqual({});
     expect(config.webhookUrl).toBeUndefined();
-    expect(config.lockRetry).toEqual({ lockTimeoutMs: 200, statementTimeoutMs: 15 * 60_000, maxWaitMs: 30 * 60_000 });
+    expect(config.lockRetry).toEqual({ lockTimeoutMs: 200, statementTimeoutMs: 15 * 60_000, maxWaitMs: 30 * 60_000, statementTimeoutRetries: 1, maxAttempts: 10 });
     expect(config.changeLocks).toEqual([]);
     expect(config.recheckIntervalMs).toBe(60_000);
   });
 
   it('fills the lockRetry defaults a partial section leaves out', () => {
     const config = parseConfig(`${MINIMAL}lockRetry: { lockTimeout: 1s }\nproductionChecks: {}\n`, FILE, {}, BASE);
-    expect(config.lockRetry).toEqual({ lockTimeoutMs: 1_000, statementTimeoutMs: 900_000, maxWaitMs: 1_800_000 });
+    expect(config.lockRetry).toEqual({ lockTimeoutMs: 1_000, statementTimeoutMs: 900_000, maxWaitMs: 1_800_000, statementTimeoutRetries: 1, maxAttempts: 10 });
     expect(config.recheckIntervalMs).toBe(60_000);
   });
 
@@ -256,7 +256,7 @@ environments:
 
   it('accepts fractional and day durations and refuses bad ones by key', () => {
     const ok = parseConfig(`${MINIMAL}lockRetry: { lockTimeout: 0.5s, maxWait: 1d }\n`, FILE, {}, BASE);
-    expect(ok.lockRetry).toEqual({ lockTimeoutMs: 500, statementTimeoutMs: 900_000, maxWaitMs: 86_400_000 });
+    expect(ok.lockRetry).toEqual({ lockTimeoutMs: 500, statementTimeoutMs: 900_000, maxWaitMs: 86_400_000, statementTimeoutRetries: 1, maxAttempts: 10 });
     expect(problemsOf(`${MINIMAL}lockRetry:\n  statementTimeout: 15min\n  maxWait: 30 minutes\n`)).toEqual([
       'line 6: lockRetry.statementTimeout: expected a duration such as 200ms, 30s, 15m, 24h',
       'line 7: lockRetry.maxWait: expected a duration such as 200ms, 30s, 15m, 24h',

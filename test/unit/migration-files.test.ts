@@ -161,6 +161,20 @@ describe('parseMigrationSource', () => {
     expect(parseMigrationSource(FILE, '-- migrate:up\nSELECT 1;').transactional).toBe(true);
   });
 
+  it('gives a file its own statement timeout with -- dbchange:statement-timeout', () => {
+    expect(parseMigrationSource(FILE, '-- migrate:up\n-- dbchange:statement-timeout 2h\nUPDATE t SET c = 1;').statementTimeoutMs).toBe(7_200_000);
+    expect(parseMigrationSource(FILE, '-- migrate:up\nSELECT 1;').statementTimeoutMs).toBeUndefined();
+  });
+
+  it('refuses an unknown dbchange directive or a bad duration, naming the line', () => {
+    expect(errorOf(() => parseMigrationSource(FILE, '-- migrate:up\n-- dbchange:statement-timeout forever\nSELECT 1;')).problem).toBe(
+      'line 2: -- dbchange:statement-timeout: expected a duration above 0 such as 30m or 2h, got "forever"',
+    );
+    expect(errorOf(() => parseMigrationSource(FILE, '-- migrate:up\nSELECT 1;\n-- dbchange:timeout 2h')).problem).toBe(
+      'line 3: -- dbchange:timeout: unknown directive; known: dbchange:statement-timeout',
+    );
+  });
+
   it('reads options on the up header only', () => {
     const migration = parseMigrationSource(FILE, '-- migrate:up\nSELECT 1;\n-- migrate:down transaction:false\nSELECT 2;');
     expect(migration.transactional).toBe(true);

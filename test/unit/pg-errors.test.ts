@@ -12,7 +12,6 @@ describe('classifyPgError', () => {
   it.each([
     ['40P01', 'deadlock_detected'],
     ['55P03', 'lock_not_available (lock_timeout)'],
-    ['57014', 'query_canceled (statement_timeout)'],
     ['40001', 'serialization_failure'],
     ['08000', 'connection_exception'],
     ['08003', 'connection_does_not_exist'],
@@ -23,6 +22,11 @@ describe('classifyPgError', () => {
     ['57P03', 'cannot_connect_now'],
   ])('retries SQLSTATE %s (%s)', (code) => {
     expect(classifyPgError({ code, message: 'boom' })).toBe('transient');
+  });
+
+  it('tells a statement that hit statement_timeout (bounded retries) from one a person cancelled (stops for a person)', () => {
+    expect(classifyPgError({ code: '57014', message: 'canceling statement due to statement timeout' })).toBe('statement-timeout');
+    expect(classifyPgError({ code: '57014', message: 'canceling statement due to user request' })).toBe('permanent');
   });
 
   it.each(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])(
