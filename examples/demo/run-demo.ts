@@ -14,7 +14,7 @@ import { taskQueue } from '../../worker/temporal';
 import { createDbChangeWorker } from '../../worker/worker';
 import { approveFromChat } from './chat-approval';
 import { applyRegularMigrations, missingVersions, runSqlFile } from './deploy';
-import { startDemoPostgres } from './embedded-db';
+import { startEmbeddedPostgres } from './embedded-db';
 import { followPipeline } from './follow';
 import { freePort } from './ports';
 
@@ -55,8 +55,9 @@ async function runDemo(): Promise<number> {
   requirePsql();
   const ports = await choosePorts();
 
-  say(`postgres: starting embedded PostgreSQL on 127.0.0.1:${ports.postgres}, data in ${DATA_DIR}`);
-  const postgres = started('PostgreSQL', await startDemoPostgres(DATA_DIR, ports.postgres, ENVIRONMENTS), (db) => db.stop());
+  say(`postgres: starting embedded PostgreSQL on 127.0.0.1:${ports.postgres}`);
+  const postgres = started('PostgreSQL', await startEmbeddedPostgres({ dataDir: DATA_DIR, port: ports.postgres, databases: ENVIRONMENTS }), (db) => db.remove());
+  say(`postgres: ready, data in ${postgres.dataDir} (removed when the demo ends)`);
   for (const environment of ENVIRONMENTS) process.env[`${environment.toUpperCase()}_DATABASE_URL`] = postgres.urlOf(environment);
   const config = loadConfig(resolve(EXAMPLE_DIR, 'dbchange.yaml'));
   for (const environment of ENVIRONMENTS) {

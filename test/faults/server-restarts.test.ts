@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { importWithoutExitHooks } from '../../examples/demo/embedded-db';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../examples/demo/embedded-db';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { startDevServer, type DevServer } from '../../worker/dev-server';
 import { WORKFLOWS_PATH } from '../../worker/worker';
@@ -32,8 +31,7 @@ describe('a PostgreSQL restart mid-pipeline (a throwaway server, never the share
   const VERSIONS = versions('202405030000', 6);
   let stack: Stack;
   let project: TestProject;
-  let cluster: { start(): Promise<void>; stop(): Promise<void> };
-  let password: string;
+  let cluster: EmbeddedPostgres;
   let dataDir: string;
   const workers: WorkerProcess[] = [];
 
@@ -41,28 +39,11 @@ describe('a PostgreSQL restart mid-pipeline (a throwaway server, never the share
     assertBuilt();
     stack = await createStack();
     dataDir = mkdtempSync(join(tmpdir(), 'dbchange-pgrestart-'));
-    chmodSync(dataDir, 0o755); // as root, the library runs PostgreSQL as the user postgres, who must reach the data folder
-    const port = await freePort();
-    password = randomBytes(18).toString('base64url');
-    const EmbeddedPostgres = await importWithoutExitHooks();
-    cluster = new EmbeddedPostgres({
-      databaseDir: join(dataDir, 'data'),
-      port,
-      user: 'postgres',
-      password,
-      authMethod: 'scram-sha-256',
-      persistent: true, // stop() must keep the data: the test starts the same cluster again (afterAll removes it)
-      createPostgresUser: process.getuid?.() === 0,
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'],
-      onLog: () => undefined,
-      onError: () => undefined,
-    });
-    await (cluster as unknown as { initialise(): Promise<void> }).initialise();
-    await cluster.start();
+    cluster = await startEmbeddedPostgres({ dataDir: join(dataDir, 'data'), port: await freePort() });
     project = await createProject('pgrestart', {
       environments: [{ name: 'pgrestart-env' }],
       migrations: slowMigrations(VERSIONS, 'pgrestart_side_effects'),
-      adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+      adminUrl: cluster.urlOf('postgres'),
     });
     await query(project.urls['pgrestart-env'], 'CREATE TABLE pgrestart_side_effects (id serial PRIMARY KEY, version text NOT NULL)');
   });
@@ -70,7 +51,7 @@ describe('a PostgreSQL restart mid-pipeline (a throwaway server, never the share
     await stopWorkerProcesses(workers, 5_000);
     await stack?.close();
     await project?.cleanup().catch(() => undefined);
-    await cluster?.stop().catch(() => undefined);
+    await cluster?.remove().catch(() => undefined);
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -101,7 +82,7 @@ describe('a PostgreSQL restart mid-pipeline (a throwaway server, never the share
     expect(result.results[0].migrations.map((outcome) => outcome.version)).toEqual(VERSIONS);
     await expectAppliedOnce(project.urls['pgrestart-env'], 'pgrestart_side_effects', VERSIONS);
     expect(await Promise.race([worker.exited, sleep(100).then(() => 'running')])).toBe('running');
-    expect(await historyText(stack, handle.workflowId)).not.toContain(password);
+    expect(await historyText(stack, handle.workflowId)).not.toContain(new URL(cluster.urlOf('postgres')).password);
     expect(await replayWorkflows(stack, [handle.workflowId])).toBe(1);
   });
 });
