@@ -1,6 +1,6 @@
 // Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
 import { existsSync, readFileSync } from 'node:fs';
-import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { ApplicationFailure, CompleteAsyncError, Context, log } from '@temporalio/activity';
 import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
 import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
@@ -19,6 +19,7 @@ import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
 import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
+import { HoldWatcher, type HoldRequest } from './production-holds';
 import { runQaCommand } from './qa-gate';
 import { reportProgress, settleFailure } from './step-progress';
 import { ChangeRequestError, type ChangeRequest, type ChangeStep, type CheckStep, type SqlStep } from '../core/change-request';
@@ -73,7 +74,7 @@ export interface MigrationRef {
   checksum: string;
 }
 
-export function createActivities(config: DbChangeConfig, pools = new DatabasePools()) {
+export function createActivities(config: DbChangeConfig, pools = new DatabasePools(), holds = new HoldWatcher(config.changeLocks)) {
   const environmentNamed = (name: string): EnvironmentConfig => selectEnvironments(config, [name])[0];
 
   /** Reads migration files, turning a bad file into a non-retryable failure that names it. */
@@ -227,6 +228,13 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     async checkProductionGates(environment: string): Promise<ProductionCheckResult> {
       const self = Context.current().info.workflowExecution?.workflowId ?? '';
       return runProductionChecks(Context.current().client, environment, config.changeLocks, self);
+    },
+
+    /** Completes once the production checks pass; the watcher waits, so the hold adds no history and no busy slot. */
+    async awaitProductionChecks(request: HoldRequest): Promise<ProductionCheckResult> {
+      const { client, info } = Context.current();
+      holds.watch({ ...request, client, taskToken: info.taskToken, workflow: info.workflowExecution! });
+      throw new CompleteAsyncError();
     },
 
     async runQaGate(environment: string): Promise<QaResult> {

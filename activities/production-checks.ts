@@ -1,16 +1,21 @@
 // Production checks before each environment: incidents, running critical changes, change locks.
 import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
 import { activeChangeLock } from '../core/change-lock';
 import { CHANGE_REQUEST_WORKFLOW_TYPE } from '../core/change-status';
 import { HOLDING_CRITICALITIES } from '../core/criticality';
 import type { ChangeLockWindow } from '../core/config';
 import { BLOCKING_SEVERITY, INCIDENT_WORKFLOW_TYPE } from '../core/incident';
-import { SEVERITY } from '../core/search-attributes';
+import { SEVERITY, STATUS } from '../core/search-attributes';
 
 export interface ProductionCheckResult {
   ok: boolean;
   /** Each reason the environment may not be changed now, worded for the status line. */
   reasons: string[];
+  /** The incidents and critical changes that hold it: a wait re-checks the moment one of them lets go. */
+  holders: string[];
+  /** The end of the change lock in force, if any: a wait re-checks then. */
+  lockEndsAt?: string;
 }
 
 export async function runProductionChecks(
@@ -30,12 +35,28 @@ export async function runProductionChecks(
     })),
   ]);
   const reasons = incidents.map((incident) => `active severity ${incident.typedSearchAttributes.get(SEVERITY) ?? '?'} incident ${incident.workflowId}`);
+  const holders = incidents.map((incident) => incident.workflowId);
   for (const change of changes) {
-    if (change.workflowId !== selfWorkflowId) reasons.push(`running critical change ${change.workflowId} on ${environment}`);
+    if (change.workflowId === selfWorkflowId) continue;
+    reasons.push(`running critical change ${change.workflowId} on ${environment}`);
+    holders.push(change.workflowId);
   }
   const lock = activeChangeLock(changeLocks, new Date());
   if (lock) reasons.push(`change lock until ${lock.end}: ${lock.reason}`);
-  return { ok: reasons.length === 0, reasons };
+  return { ok: reasons.length === 0, reasons, holders, ...(lock ? { lockEndsAt: lock.end } : {}) };
+}
+
+/** True once a holder no longer holds: an incident closed, a critical change no longer changing (or gone). */
+export async function holderReleased(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    const description = await client.workflow.getHandle(workflowId).describe();
+    if (description.status.name !== 'RUNNING') return true;
+    const status = description.typedSearchAttributes.get(STATUS);
+    return description.type === CHANGE_REQUEST_WORKFLOW_TYPE && status !== 'in-progress' && status !== 'blocked';
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return true;
+    throw error;
+  }
 }
 
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {

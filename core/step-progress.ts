@@ -1,4 +1,4 @@
-// What a running step tells its workflow while it waits or retries: defined once here, because the activities
+// What a running step or a production-checks wait tells its workflow: defined once here, because the activities
 // send it and the workflows receive it, and activities must not import workflows.
 import { defineSignal } from '@temporalio/workflow';
 import type { RetryNotice } from './step-retries';
@@ -13,3 +13,11 @@ export interface StepProgress {
 }
 
 export const stepProgress = defineSignal<[StepProgress]>('stepProgress');
+
+/** Why production checks still hold a wait, sent when the reasons change; `wait` tells one wait from an earlier one. */
+export interface HoldProgress {
+  wait: string;
+  why: string;
+}
+
+export const holdProgress = defineSignal<[HoldProgress]>('holdProgress');

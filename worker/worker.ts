@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { NativeConnection, Worker, type WorkflowBundle, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { DatabasePools } from '../activities/db';
+import { HoldWatcher } from '../activities/production-holds';
 import type { DbChangeConfig } from '../core/config';
 
 export const WORKFLOWS_PATH = resolve(__dirname, '../workflows');
@@ -31,6 +32,7 @@ export interface WorkerOptions {
 
 export async function createDbChangeWorker(options: WorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
   const pools = new DatabasePools();
+  const holds = new HoldWatcher(options.config.changeLocks);
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
@@ -38,7 +40,7 @@ export async function createDbChangeWorker(options: WorkerOptions): Promise<{ wo
     ...(options.identity ? { identity: options.identity } : {}),
     ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
     ...workflowCode(options.workflowBundle),
-    activities: createActivities(options.config, pools),
+    activities: createActivities(options.config, pools, holds),
     // Migrations and QA commands are heavy; a few at a time per worker keeps databases and CPU calm.
     maxConcurrentActivityTaskExecutions: 20,
     // On SIGTERM an in-flight migration may finish and record itself rather than be cut off and retried.
@@ -46,5 +48,11 @@ export async function createDbChangeWorker(options: WorkerOptions): Promise<{ wo
     // A heartbeat is how a person's stop reaches a running step: send one every 2 s at most, not every 8 s.
     maxHeartbeatThrottleInterval: '2s',
   });
-  return { worker, close: () => pools.close() };
+  return {
+    worker,
+    close: () => {
+      holds.close();
+      return pools.close();
+    },
+  };
 }

@@ -66,7 +66,7 @@ describe('production checks and incidents', () => {
     }, 'the pipeline to be held by production checks');
     expect(held.environment).toBe('hold-staging');
     expect(held.waitingFor).toContain(`active severity 2 incident ${SEV2.workflowId}`);
-    expect(held.waitingFor).toContain('re-checking every 1s');
+    expect(held.waitingFor).toContain('re-checked the moment that ends, and at least every 1.0s');
 
     // Several re-checks later it is still held and still nothing has been applied.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
