@@ -18,7 +18,7 @@ import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, r
 
 type Waiting =
   /** One approval in any of `roles`; or, with `approvedBy`, one per role, each from a different person. */
-  | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string> }
+  | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string>; onApproved?: (role: string, user: string) => void }
   | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[] };
 
 export type ApprovalOutcome = { approved: true; by: string } | { approved: false; by?: string; reason: string };
@@ -54,10 +54,13 @@ export class DecisionDesk {
     setHandler(rollbackUpdate, (payload) => this.onRollback(payload), { validator: (payload) => mustBeValid(checkRollbackPayload(payload)) });
   }
 
-  /** Waits until every role in `roles` is approved by a different person (none the requester), a rejection, or the timeout. */
-  async waitForApprovals(label: string, roles: string[], timeoutMs: number): Promise<ApprovalOutcome> {
+  /**
+   * Waits until every role in `roles` is approved by a different person (none the requester), a rejection, or the
+   * timeout; `onApproved` hears of each accepted approval at once, so the status can show it while others are open.
+   */
+  async waitForApprovals(label: string, roles: string[], timeoutMs: number, onApproved?: (role: string, user: string) => void): Promise<ApprovalOutcome> {
     const approvedBy: Record<string, string> = {};
-    this.waiting = { kind: 'approval', environment: label, roles, approvedBy };
+    this.waiting = { kind: 'approval', environment: label, roles, approvedBy, onApproved };
     this.approval = undefined;
     const decided = await condition(() => this.approval !== undefined || roles.every((role) => approvedBy[role]), timeoutMs);
     this.waiting = undefined;
@@ -106,8 +109,10 @@ export class DecisionDesk {
     const open = approvedBy ? waiting.roles.filter((needed) => !approvedBy[needed]) : waiting.roles;
     const refusal = refusalReason({ approvers: this.approvers, roles: open, requestedBy: this.requestedBy }, user, role) ?? (approvedBy && secondRoleRefusal(approvedBy, user, waiting.roles));
     if (refusal) return this.refuse('approve', payload, refusal);
-    if (approvedBy) approvedBy[role] = user;
-    else this.approval = { approved: true, by: user };
+    if (approvedBy) {
+      approvedBy[role] = user;
+      waiting.onApproved?.(role, user);
+    } else this.approval = { approved: true, by: user };
     return this.accept({ kind: 'approve', user, role, comment, environment: waiting.environment }, `approved ${waiting.environment} as ${role}`);
   }
 
