@@ -8,6 +8,7 @@ import {
   checksumRefusal,
   isApprover,
   refusalReason,
+  unrecordableReason,
   type Checked,
   type DecisionRecord,
   type Resolution,
@@ -36,22 +37,23 @@ export class DecisionDesk {
     private readonly checksum?: string,
   ) {}
 
-  /** Registers approve/reject/resolve as signals and as updates; malformed update payloads are refused by the validator. */
+  /**
+   * Registers approve/reject/resolve as signals and as updates. An update's validator refuses, unrecorded, only a
+   * payload that must never enter history (not a JSON object, or too large); the handler refuses and records the rest.
+   */
   install(): void {
     setHandler(approve, (payload) => void this.onApprove(payload));
     setHandler(reject, (payload) => void this.onReject(payload));
     setHandler(resolve, (payload) => void this.onResolve(payload));
-    setHandler(approveUpdate, (payload) => this.onApprove(payload), { validator: (payload) => mustBeValid(checkApprovalPayload(payload)) });
-    setHandler(rejectUpdate, (payload) => this.onReject(payload), { validator: (payload) => mustBeValid(checkRejectionPayload(payload)) });
-    setHandler(resolveUpdate, (payload) => this.onResolve(payload), {
-      validator: (payload) => mustBeValid(checkResolutionPayload(payload)),
-    });
+    setHandler(approveUpdate, (payload) => this.onApprove(payload), { validator: (payload) => refuseUnrecordable(payload, checkApprovalPayload) });
+    setHandler(rejectUpdate, (payload) => this.onReject(payload), { validator: (payload) => refuseUnrecordable(payload, checkRejectionPayload) });
+    setHandler(resolveUpdate, (payload) => this.onResolve(payload), { validator: (payload) => refuseUnrecordable(payload, checkResolutionPayload) });
   }
 
   /** Accepts `rollback` (signal and update) while a resolution that allows rollback is awaited. */
   installRollback(): void {
     setHandler(rollback, (payload) => void this.onRollback(payload));
-    setHandler(rollbackUpdate, (payload) => this.onRollback(payload), { validator: (payload) => mustBeValid(checkRollbackPayload(payload)) });
+    setHandler(rollbackUpdate, (payload) => this.onRollback(payload), { validator: (payload) => refuseUnrecordable(payload, checkRollbackPayload) });
   }
 
   /**
@@ -175,6 +177,8 @@ function secondRoleRefusal(approvedBy: Record<string, string>, user: string, rol
   return earlier ? `${user} already approved as ${earlier[0]}; ${roles.join(' and ')} need different people` : undefined;
 }
 
-function mustBeValid<T>(checked: Checked<T>): void {
-  if (!checked.ok) throw new Error(checked.error);
+/** An update validator: it only reads the payload, so refusing here leaves the workflow's state untouched. */
+function refuseUnrecordable(payload: unknown, check: (payload: unknown) => Checked<unknown>): void {
+  const reason = unrecordableReason(payload, check);
+  if (reason) throw new Error(reason);
 }
