@@ -13,7 +13,7 @@ import { registerPdmCommands } from './commands/pdm';
 import { registerServerCommands } from './commands/servers';
 import { registerSetupCommand } from './commands/setup';
 import { createContext, type CommandContext } from './context';
-import { CliError, EXIT } from './output';
+import { CliError, EXIT, tolerateEarlyReaderExit } from './output';
 
 /** The whole command tree; commands connect to Temporal and read dbchange.yaml only when they run. */
 export function createProgram(): { program: Command; context: CommandContext } {
@@ -37,6 +37,8 @@ export function createProgram(): { program: Command; context: CommandContext } {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  tolerateEarlyReaderExit(process.stdout);
+  tolerateEarlyReaderExit(process.stderr);
   const { program, context } = createProgram();
   try {
     await program.parseAsync(argv);

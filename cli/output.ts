@@ -25,6 +25,18 @@ export function printJson(kind: string, data: object): void {
   process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, kind, ...data }, null, 2)}\n`);
 }
 
+/**
+ * A reader that leaves early (`dbchange --help | head -3`) is not a failure: what it did not read is dropped and the
+ * command ends with its own exit code, instead of dying on an unhandled EPIPE. Other write errors stay loud.
+ */
+export function tolerateEarlyReaderExit(stream: NodeJS.WritableStream): void {
+  if (!stream.listeners('error').includes(ignoreClosedPipe)) stream.on('error', ignoreClosedPipe);
+}
+
+function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+}
+
 export function progress(line: string): void {
   process.stderr.write(`${line}\n`);
 }

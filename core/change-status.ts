@@ -88,7 +88,7 @@ export interface ChangeRequestStatus {
   /** The running step's last failed try, while it waits for the next (waitingFor says it in words). */
   retry?: RetryNotice;
   lastError?: string;
-  /** Roles that approve the change before it starts, and who did. */
+  /** Roles that approve the change before it starts, and who did (each as soon as it is accepted). */
   approvals: { role: string; by?: string }[];
   decisions: DecisionRecord[];
   steps: StepRecord[];
@@ -97,6 +97,14 @@ export interface ChangeRequestStatus {
   /** While complete: the time until which `rollback` is accepted. */
   rollbackUntil?: string;
   summary?: string;
+}
+
+/** What a change waiting for its approvals waits for: the roles still open, who approved the others, the checksum. */
+export function approvalWaitText(approvals: ChangeRequestStatus['approvals'], requestedBy: string, checksum: string): string {
+  const open = approvals.filter((approval) => !approval.by).map((approval) => approval.role);
+  const given = approvals.flatMap((approval) => (approval.by ? [`${approval.role} approved by ${approval.by}`] : []));
+  const who = `${approvals.length > 1 ? 'different people, ' : ''}not ${requestedBy}`;
+  return `waiting for approval by ${open.join(' and ')} (${[...given, who].join('; ')}) of checksum ${checksum.slice(0, 12)}`;
 }
 
 export function changeWorkflowId(changeId: string, dryRun = false): string {

@@ -2,6 +2,8 @@
 export const RESOLVE_ACTIONS = ['retry', 'mark-complete', 'rollback', 'abort'] as const;
 export type ResolveAction = (typeof RESOLVE_ACTIONS)[number];
 const MAX_TEXT = 2_000;
+/** A decision update larger than this as JSON is refused before it enters history: refusals cannot flood it. */
+export const MAX_DECISION_JSON = 8 * 1024;
 
 export interface Approval {
   user: string;
@@ -77,6 +79,20 @@ export function checkRejectionPayload(payload: unknown): Checked<Rejection> {
 export function checkRollbackPayload(payload: unknown): Checked<RollbackRequest> {
   const checked = fields(payload, { user: true, reason: true });
   return checked.ok ? { ok: true, value: checked.value as RollbackRequest } : checked;
+}
+
+/**
+ * Why an update must be refused before it enters history, unrecorded: its payload is not a JSON object, or is larger
+ * than MAX_DECISION_JSON. Undefined for anything else: the handler refuses that (wrong types, missing user) and records it.
+ */
+export function unrecordableReason(payload: unknown, check: (payload: unknown) => Checked<unknown>): string | undefined {
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
+    const checked = check(payload);
+    return checked.ok ? undefined : checked.error;
+  }
+  const size = JSON.stringify(payload).length;
+  if (size <= MAX_DECISION_JSON) return undefined;
+  return `the payload is ${Math.ceil(size / 1024)} KB as JSON; a decision may be at most ${MAX_DECISION_JSON / 1024} KB (each text at most ${MAX_TEXT} characters)`;
 }
 
 const MIN_CHECKSUM_PREFIX = 12;

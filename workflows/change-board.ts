@@ -3,7 +3,7 @@ import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow'
 import type { ChangePlan } from '../activities';
 import type { ChangeStep } from '../core/change-request';
 import type { Phase } from '../core/change-steps';
-import { CHANGE_STATUS_VERSION, changeStatusLabel, FINAL_CHANGE_STAGES, type ChangeRequestStatus, type ChangeStage, type StepRecord } from '../core/change-status';
+import { approvalWaitText, CHANGE_STATUS_VERSION, changeStatusLabel, FINAL_CHANGE_STAGES, type ChangeRequestStatus, type ChangeStage, type StepRecord } from '../core/change-status';
 import type { DecisionRecord } from '../core/decisions';
 import type { PrecheckFinding } from '../core/prechecks';
 import { CRITICALITY, KIND } from '../core/search-attributes';
@@ -53,8 +53,12 @@ export class ChangeBoard {
     this.publish(waitingFor ?? stage);
   }
 
-  approved(approvals: ChangeRequestStatus['approvals']): void {
-    this.state.approvals = approvals;
+  /** An accepted approval shows at once; while other roles are still open, what the change waits for says who is left. */
+  approved(role: string, by: string): void {
+    this.state.approvals = this.state.approvals.map((approval) => (approval.role === role ? { role, by } : approval));
+    if (this.state.stage === 'waiting-approval' && this.state.approvals.some((approval) => !approval.by)) {
+      this.show('waiting-approval', undefined, approvalWaitText(this.state.approvals, this.state.requestedBy, this.state.checksum));
+    }
   }
 
   running(environment: string, phase: Phase, step: ChangeStep, index: number, total: number): void {

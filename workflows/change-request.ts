@@ -5,7 +5,7 @@ import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyAct
 import type { ChangePlan, DbChangeActivities } from '../activities';
 import type { ChangeStep } from '../core/change-request';
 import { shouldRun, stepSettings, type CheckResults, type Phase } from '../core/change-steps';
-import type { ChangeRequestInput, ChangeRequestStatus, StepRecord } from '../core/change-status';
+import { approvalWaitText, type ChangeRequestInput, type ChangeRequestStatus, type StepRecord } from '../core/change-status';
 import type { Resolution, ResolveAction } from '../core/decisions';
 import { describeBlocking } from '../core/prechecks';
 import { formatDuration } from '../core/duration';
@@ -102,15 +102,13 @@ async function execute(run: Run): Promise<ChangeRequestStatus> {
 async function passApprovals(run: Run): Promise<void> {
   const { plan, board, desk } = run;
   const cr = plan.changeRequest;
-  board.show('waiting-approval', undefined, `waiting for approval by ${plan.approvals.join(' and ')} (${plan.approvals.length > 1 ? 'different people, ' : ''}not ${cr.requestedBy}) of checksum ${plan.checksum.slice(0, 12)}`);
-  const outcome = await desk.waitForApprovals('the change', plan.approvals, plan.approvalTimeoutMs);
+  board.show('waiting-approval', undefined, approvalWaitText(board.snapshot().approvals, cr.requestedBy, plan.checksum));
+  const outcome = await desk.waitForApprovals('the change', plan.approvals, plan.approvalTimeoutMs, (role, user) => board.approved(role, user));
   if (!outcome.approved) {
     board.finish(outcome.by ? 'rejected' : 'failed', `not approved: ${outcome.reason}`);
     await announce(run, 'finished', `${board.title()} not approved: ${outcome.reason}`);
     throw ApplicationFailure.create({ type: outcome.by ? 'ChangeRejected' : 'ApprovalTimedOut', nonRetryable: true, message: outcome.reason });
   }
-  const approvedBy = (role: string) => [...desk.decisions].reverse().find((decision) => decision.kind === 'approve' && decision.accepted && decision.role === role)?.user;
-  board.approved(plan.approvals.map((role) => ({ role, by: approvedBy(role) })));
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   checksumRefusal,
   isApprover,
   refusalReason,
+  unrecordableReason,
   type Checked,
   type DecisionRecord,
   type Resolution,
@@ -18,7 +19,7 @@ import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, r
 
 type Waiting =
   /** One approval in any of `roles`; or, with `approvedBy`, one per role, each from a different person. */
-  | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string> }
+  | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string>; onApproved?: (role: string, user: string) => void }
   | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[] };
 
 export type ApprovalOutcome = { approved: true; by: string } | { approved: false; by?: string; reason: string };
@@ -36,28 +37,32 @@ export class DecisionDesk {
     private readonly checksum?: string,
   ) {}
 
-  /** Registers approve/reject/resolve as signals and as updates; malformed update payloads are refused by the validator. */
+  /**
+   * Registers approve/reject/resolve as signals and as updates. An update's validator refuses, unrecorded, only a
+   * payload that must never enter history (not a JSON object, or too large); the handler refuses and records the rest.
+   */
   install(): void {
     setHandler(approve, (payload) => void this.onApprove(payload));
     setHandler(reject, (payload) => void this.onReject(payload));
     setHandler(resolve, (payload) => void this.onResolve(payload));
-    setHandler(approveUpdate, (payload) => this.onApprove(payload), { validator: (payload) => mustBeValid(checkApprovalPayload(payload)) });
-    setHandler(rejectUpdate, (payload) => this.onReject(payload), { validator: (payload) => mustBeValid(checkRejectionPayload(payload)) });
-    setHandler(resolveUpdate, (payload) => this.onResolve(payload), {
-      validator: (payload) => mustBeValid(checkResolutionPayload(payload)),
-    });
+    setHandler(approveUpdate, (payload) => this.onApprove(payload), { validator: (payload) => refuseUnrecordable(payload, checkApprovalPayload) });
+    setHandler(rejectUpdate, (payload) => this.onReject(payload), { validator: (payload) => refuseUnrecordable(payload, checkRejectionPayload) });
+    setHandler(resolveUpdate, (payload) => this.onResolve(payload), { validator: (payload) => refuseUnrecordable(payload, checkResolutionPayload) });
   }
 
   /** Accepts `rollback` (signal and update) while a resolution that allows rollback is awaited. */
   installRollback(): void {
     setHandler(rollback, (payload) => void this.onRollback(payload));
-    setHandler(rollbackUpdate, (payload) => this.onRollback(payload), { validator: (payload) => mustBeValid(checkRollbackPayload(payload)) });
+    setHandler(rollbackUpdate, (payload) => this.onRollback(payload), { validator: (payload) => refuseUnrecordable(payload, checkRollbackPayload) });
   }
 
-  /** Waits until every role in `roles` is approved by a different person (none the requester), a rejection, or the timeout. */
-  async waitForApprovals(label: string, roles: string[], timeoutMs: number): Promise<ApprovalOutcome> {
+  /**
+   * Waits until every role in `roles` is approved by a different person (none the requester), a rejection, or the
+   * timeout; `onApproved` hears of each accepted approval at once, so the status can show it while others are open.
+   */
+  async waitForApprovals(label: string, roles: string[], timeoutMs: number, onApproved?: (role: string, user: string) => void): Promise<ApprovalOutcome> {
     const approvedBy: Record<string, string> = {};
-    this.waiting = { kind: 'approval', environment: label, roles, approvedBy };
+    this.waiting = { kind: 'approval', environment: label, roles, approvedBy, onApproved };
     this.approval = undefined;
     const decided = await condition(() => this.approval !== undefined || roles.every((role) => approvedBy[role]), timeoutMs);
     this.waiting = undefined;
@@ -125,8 +130,10 @@ export class DecisionDesk {
     const open = approvedBy ? waiting.roles.filter((needed) => !approvedBy[needed]) : waiting.roles;
     const refusal = refusalReason({ approvers: this.approvers, roles: open, requestedBy: this.requestedBy }, user, role) ?? (approvedBy && secondRoleRefusal(approvedBy, user, waiting.roles));
     if (refusal) return this.refuse('approve', payload, refusal);
-    if (approvedBy) approvedBy[role] = user;
-    else this.approval = { approved: true, by: user };
+    if (approvedBy) {
+      approvedBy[role] = user;
+      waiting.onApproved?.(role, user);
+    } else this.approval = { approved: true, by: user };
     return this.accept({ kind: 'approve', user, role, comment, environment: waiting.environment }, `approved ${waiting.environment} as ${role}`);
   }
 
@@ -189,6 +196,8 @@ function secondRoleRefusal(approvedBy: Record<string, string>, user: string, rol
   return earlier ? `${user} already approved as ${earlier[0]}; ${roles.join(' and ')} need different people` : undefined;
 }
 
-function mustBeValid<T>(checked: Checked<T>): void {
-  if (!checked.ok) throw new Error(checked.error);
+/** An update validator: it only reads the payload, so refusing here leaves the workflow's state untouched. */
+function refuseUnrecordable(payload: unknown, check: (payload: unknown) => Checked<unknown>): void {
+  const reason = unrecordableReason(payload, check);
+  if (reason) throw new Error(reason);
 }

@@ -40,7 +40,7 @@ const INVALID_FILES: { name: string; text: string; error: string }[] = [
 describe('change requests under bad input', () => {
   const suite = useSuite();
 
-  it('refuses invalid CR files with file, line and field, and malformed approvals, leaving a parked change as it was', { timeout: 120_000 }, async () => {
+  it('refuses invalid CR files with file, line and field, and malformed approvals (recording those small enough to record), leaving a parked change otherwise as it was', { timeout: 120_000 }, async () => {
     assertBuilt();
     const project = await suite.project('crin', {
       environments: [{ name: ENVIRONMENT }],
@@ -71,21 +71,27 @@ describe('change requests under bad input', () => {
     }
 
     const approve = (payload: unknown) => sendDecision(suite.stack.client, handle.workflowId, 'approve', payload as never).catch((error: unknown) => error);
-    const malformed: [unknown, string][] = [
-      [{ user: 42, role: 'reviewer', checksum: file.checksum }, '"user" must be a string'],
-      [{ role: 'reviewer', checksum: file.checksum }, '"user" is required'],
-      [{ user: ONE_MB, role: 'reviewer', checksum: file.checksum }, '"user" is longer than 2000 characters'],
-      [{ user: 'reviewer', role: 'reviewer', checksum: 12 }, '"checksum" must be a string'],
-      [{ user: 'reviewer', role: 'reviewer', checksum: file.checksum, comment: ONE_MB }, '"comment" is longer than 2000 characters'],
+    // Answered by the workflow and recorded as refusals.
+    const malformed: [unknown, string, string][] = [
+      [{ user: 42, role: 'reviewer', checksum: file.checksum }, '(missing)', '"user" must be a string'],
+      [{ role: 'reviewer', checksum: file.checksum }, '(missing)', '"user" is required'],
+      [{ user: 'reviewer', role: 'reviewer', checksum: 12 }, 'reviewer', '"checksum" must be a string'],
     ];
-    for (const [payload, reason] of malformed) {
+    for (const [payload, , reason] of malformed) expect(await approve(payload)).toEqual({ accepted: false, reason });
+    // 1 MB strings are refused before they enter history, and not recorded.
+    for (const payload of [
+      { user: ONE_MB, role: 'reviewer', checksum: file.checksum },
+      { user: 'reviewer', role: 'reviewer', checksum: file.checksum, comment: ONE_MB },
+    ]) {
       const refusal = await approve(payload);
       expect(refusal).toBeInstanceOf(CliError);
       expect((refusal as CliError).exitCode).toBe(EXIT.refused);
-      expect((refusal as CliError).message).toBe(`approve refused by ${handle.workflowId}: ${reason}`);
+      expect((refusal as CliError).message).toBe(`approve refused by ${handle.workflowId}: the payload is 1025 KB as JSON; a decision may be at most 8 KB (each text at most 2000 characters)`);
     }
 
-    expect(await changeRequestStatus(suite.stack.client, handle.workflowId)).toEqual(before);
+    const after = await changeRequestStatus(suite.stack.client, handle.workflowId);
+    expect({ ...after, decisions: [] }).toEqual({ ...before, decisions: [] });
+    expect(after.decisions.map((decision) => [decision.user, decision.accepted, decision.reason])).toEqual(malformed.map(([, user, reason]) => [user, false, reason]));
     expect(await query(project.urls[ENVIRONMENT], `SELECT to_regclass('crin_markers') AS t`)).toEqual([{ t: null }]);
     for (const never of ['cr-never-runs', 'cr-never-runs-dry-run']) await expect(suite.stack.client.workflow.getHandle(never).describe()).rejects.toThrow(/not found/i);
 

@@ -71,6 +71,25 @@ export function runCli(target: CliTarget, args: string[], options: { env?: Recor
   });
 }
 
+/** Runs `dbchange <args>` with its stdout already closed, as `| head` leaves it: what it prints hits EPIPE. */
+export function runCliWithStdoutClosed(target: CliTarget, args: string[], timeoutMs = 30_000): Promise<Omit<CliResult, 'stdout'>> {
+  const child = spawnCli(target, args, {});
+  child.stdout!.destroy();
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`dbchange ${args.join(' ')} did not exit within ${timeoutMs}ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
 /** Runs `dbchange <args> --json`-style commands and parses stdout, failing with stderr when it is not JSON. */
 export function parseJsonOutput<T = Record<string, unknown>>(result: CliResult): T {
   try {

@@ -4,6 +4,7 @@ import { pipelineStatus, sendDecision } from '../../cli/pipeline-client';
 import { CliError, EXIT } from '../../cli/output';
 import { approve } from '../../workflows/messages';
 import { query } from '../helpers/postgres';
+import { runCli, type CliTarget } from '../helpers/processes';
 import { migration } from '../helpers/project';
 import { eventually, replayWorkflows } from '../helpers/stack';
 import { useSuite } from '../helpers/suite';
@@ -23,7 +24,7 @@ describe('approval gates', () => {
     return { project, handle };
   }
 
-  it('refuses and records an unknown approver, a role not held, a role the gate does not take, self-approval and a malformed signal; a valid approval proceeds', async () => {
+  it('refuses and records an unknown approver, a role not held, a role the gate does not take, self-approval, a malformed signal and a malformed update; a valid approval proceeds', async () => {
     const { project, handle } = await startAtGate('appr');
     const refusals = [
       { user: 'zed', role: 'release-manager', reason: /zed is not a configured approver/ },
@@ -38,16 +39,14 @@ describe('approval gates', () => {
     }
     // Chat tooling may send a plain signal with a bad payload: it is recorded as refused, not applied.
     await suite.stack.client.workflow.getHandle(handle.workflowId).signal(approve, { user: 'alice' } as never);
-    // An update with a malformed payload is refused by its validator, before it reaches the workflow.
-    const malformed = await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: 42, role: 'release-manager' } as never).catch((error: unknown) => error);
-    expect(malformed).toBeInstanceOf(CliError);
-    expect((malformed as CliError).exitCode).toBe(EXIT.refused);
-    expect((malformed as CliError).message).toContain('"user" must be a string');
+    // So is an update with a malformed payload, and its caller hears why at once.
+    const malformed = await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: 42, role: 'release-manager' } as never);
+    expect(malformed).toEqual({ accepted: false, reason: '"user" must be a string' });
 
     const held = await eventually(async () => {
       const snapshot = await pipelineStatus(suite.stack.client, handle.workflowId);
-      return snapshot.decisions.length === 5 && snapshot;
-    }, 'five refusals on record');
+      return snapshot.decisions.length === 6 && snapshot;
+    }, 'six refusals on record');
     expect(held.stage).toBe('waiting-approval');
     expect(held.decisions.map((decision) => [decision.user, decision.accepted])).toEqual([
       ['zed', false],
@@ -55,8 +54,10 @@ describe('approval gates', () => {
       ['bob', false],
       ['carol', false],
       ['alice', false],
+      ['(missing)', false],
     ]);
     expect(held.decisions[4].reason).toBe('"role" is required');
+    expect(held.decisions[5].reason).toBe('"user" must be a string');
     expect(await query(project.urls['appr-production'], `SELECT to_regclass('schema_migrations') AS t`)).toEqual([{ t: null }]);
 
     const answer = await sendDecision(suite.stack.client, handle.workflowId, 'approve', { user: 'alice', role: 'release-manager', comment: 'QA green' });
@@ -67,6 +68,35 @@ describe('approval gates', () => {
     expect(accepted).toMatchObject([{ kind: 'approve', user: 'alice', role: 'release-manager', comment: 'QA green', environment: 'appr-production' }]);
     expect(Date.parse(accepted[0].at)).toBeGreaterThan(0);
     expect(await query(project.urls['appr-production'], 'SELECT version FROM schema_migrations')).toEqual([{ version: '20240401000001' }]);
+  });
+
+  it('from the CLI, a malformed approval is refused with exit 3 and its reason, and recorded; one too large to record is refused with exit 3 and leaves no entry', async () => {
+    const { project, handle } = await startAtGate('apprcli');
+    const target: CliTarget = { address: suite.stack.address, taskQueue: 'unused', configPath: project.configPath };
+    const approve = (comment: string) => runCli(target, ['approve', handle.workflowId, '--as', 'alice', '--role', 'release-manager', '--comment', comment]);
+
+    const tooLong = await approve('x'.repeat(3_000));
+    expect(tooLong).toEqual({ code: EXIT.refused, stdout: 'refused: "comment" is longer than 2000 characters\n', stderr: '' });
+    const tooLarge = await approve('x'.repeat(10_000));
+    expect(tooLarge).toEqual({
+      code: EXIT.refused,
+      stdout: '',
+      stderr: `dbchange: approve refused by ${handle.workflowId}: the payload is 10 KB as JSON; a decision may be at most 8 KB (each text at most 2000 characters)\n`,
+    });
+    // Not a JSON object: refused before history too, with what it should have been.
+    const notAnObject = await sendDecision(suite.stack.client, handle.workflowId, 'approve', 'alice' as never).catch((error: unknown) => error);
+    expect(notAnObject).toBeInstanceOf(CliError);
+    expect((notAnObject as CliError).exitCode).toBe(EXIT.refused);
+    expect((notAnObject as CliError).message).toBe(`approve refused by ${handle.workflowId}: expected a JSON object with user, role, comment, checksum`);
+
+    const held = await pipelineStatus(suite.stack.client, handle.workflowId);
+    expect(held.stage).toBe('waiting-approval');
+    expect(held.decisions.map((decision) => [decision.kind, decision.user, decision.accepted, decision.reason])).toEqual([['approve', 'alice', false, '"comment" is longer than 2000 characters']]);
+    const { events } = await handle.fetchHistory();
+    expect(events!.filter((event) => event.workflowExecutionUpdateAcceptedEventAttributes)).toHaveLength(1);
+
+    expect(await approve('QA green')).toEqual({ code: EXIT.ok, stdout: 'accepted: approved apprcli-production as release-manager\n', stderr: '' });
+    expect((await handle.result()).stage).toBe('complete');
   });
 
   it('ends with a clear status when nobody approves within the timeout', async () => {

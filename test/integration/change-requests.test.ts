@@ -175,6 +175,37 @@ describe('change requests', () => {
     expect(await query(project.urls['crc2-production'], 'SELECT count(*)::int AS n FROM change_markers')).toEqual([{ n: 1 }]);
   });
 
+  it('cr status shows an accepted approval at once, who gave it in which role, while the other role is still pending', async () => {
+    const { project, target } = await demoProject('crhalf', ['crhalf-production']);
+    const file = writeChangeRequest(project, 'half.yaml', crText({ id: 'half-approved', criticality: 'C2', requestedBy: 'msmiley', environments: ['crhalf-production'], steps: CREATE_MARKER }));
+    const { checksum } = parseJsonOutput<{ checksum: string }>(await cli(target, ['cr', 'validate', file, '--json']));
+    await cli(target, ['cr', 'execute', file]);
+    const workflowId = 'cr-half-approved';
+    suite.workflowIds.push(workflowId);
+    await waitForStage(workflowId, 'waiting-approval');
+
+    await cli(target, ['approve', workflowId, '--as', 'alice', '--role', 'eoc', '--checksum', checksum.slice(0, 12)]);
+    const waitingFor = `waiting for approval by manager (eoc approved by alice; different people, not msmiley) of checksum ${checksum.slice(0, 12)}`;
+    const text = await cli(target, ['cr', 'status', 'half-approved'], 2);
+    expect(text.stdout.split('\n').slice(0, 3)).toEqual([
+      `${workflowId}: [waiting-approval]: ${waitingFor}`,
+      `  C2 · test change half-approved · requested by msmiley · checksum ${checksum.slice(0, 12)}`,
+      '  approvals: eoc by alice, manager (pending)',
+    ]);
+    const json = parseJsonOutput<{ status: ChangeRequestStatus }>(await cli(target, ['cr', 'status', 'half-approved', '--json'], 2));
+    expect(json.status).toMatchObject({ stage: 'waiting-approval', waitingFor, approvals: [{ role: 'eoc', by: 'alice' }, { role: 'manager' }] });
+    const metadata = await suite.stack.client.workflow.getHandle(workflowId).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toContain(`**${waitingFor}**`);
+    expect(await query(project.urls['crhalf-production'], `SELECT to_regclass('change_markers') AS t`)).toEqual([{ t: null }]);
+
+    await cli(target, ['approve', workflowId, '--as', 'bob', '--role', 'manager', '--checksum', checksum.slice(0, 12)]);
+    const done = await waitForStage(workflowId, 'complete');
+    expect(done.approvals).toEqual([
+      { role: 'eoc', by: 'alice' },
+      { role: 'manager', by: 'bob' },
+    ]);
+  });
+
   it('a dry run leaves the database byte-for-byte unchanged and reports each step with its locks, rollback included', async () => {
     const { project, target } = await demoProject('crdry', ['staging', 'production']);
     for (const url of Object.values(project.urls)) await query(url, PREMATURE_FK);

@@ -3,8 +3,10 @@ import {
   checkApprovalPayload,
   checkRejectionPayload,
   checkResolutionPayload,
+  MAX_DECISION_JSON,
   RESOLVE_ACTIONS,
   refusalReason,
+  unrecordableReason,
   type ApprovalPolicy,
 } from '../../core/decisions';
 
@@ -186,5 +188,31 @@ describe('refusalReason', () => {
     it('still refuses the requester', () => {
       expect(refusalReason(policy, 'carol')).toBe('carol requested this change and cannot approve it');
     });
+  });
+});
+
+describe('unrecordableReason (what an update validator refuses before it enters history)', () => {
+  it('lets every JSON object of ordinary size through, malformed or not, for the handler to refuse and record', () => {
+    for (const payload of [{ user: 42, role: 'eoc' }, { role: 'eoc' }, { user: 'alice', role: 'eoc', comment: 'x'.repeat(3_000) }, { user: 'alice', action: 'explode' }, {}]) {
+      expect(unrecordableReason(payload, checkApprovalPayload), JSON.stringify(payload)).toBeUndefined();
+    }
+  });
+
+  it('lets through a decision whose every text field is at its limit', () => {
+    const longest = 'é'.repeat(2_000);
+    expect(unrecordableReason({ user: longest, role: longest, comment: longest, checksum: longest }, checkApprovalPayload)).toBeUndefined();
+  });
+
+  it.each([[null], [undefined], ['alice'], [42], [['alice', 'eoc']]])('refuses the non-object payload %j naming the fields it expects', (payload) => {
+    expect(unrecordableReason(payload, checkApprovalPayload)).toBe('expected a JSON object with user, role, comment, checksum');
+    expect(unrecordableReason(payload, checkRejectionPayload)).toBe('expected a JSON object with user, reason');
+  });
+
+  it('refuses a payload larger than 8 KB as JSON, saying how large it is', () => {
+    expect(MAX_DECISION_JSON).toBe(8 * 1024);
+    expect(unrecordableReason({ user: ONE_MEGABYTE, role: 'eoc' }, checkApprovalPayload)).toBe(
+      'the payload is 1025 KB as JSON; a decision may be at most 8 KB (each text at most 2000 characters)',
+    );
+    expect(unrecordableReason({ user: 'alice', action: 'retry', extra: 'x'.repeat(MAX_DECISION_JSON) }, checkResolutionPayload)).toMatch(/^the payload is 9 KB as JSON/);
   });
 });
