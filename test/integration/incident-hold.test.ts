@@ -68,14 +68,23 @@ describe('production checks and incidents', () => {
     expect(held.waitingFor).toContain(`active severity 2 incident ${SEV2.workflowId}`);
     expect(held.waitingFor).toContain('re-checked the moment that ends, and at least every 1.0s');
 
-    // Several re-checks later it is still held and still nothing has been applied.
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Several re-check intervals later it is still held, nothing has been applied, and the hold added no events.
+    const historyLength = async () => (await stack.client.workflow.getHandle(WORKFLOW_ID).describe()).historyLength;
+    const heldAt = await historyLength();
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
     expect(await pipelineStatus(stack.client, WORKFLOW_ID)).toMatchObject({ stage: 'waiting-checks', environment: 'hold-staging' });
+    expect(await historyLength()).toBe(heldAt);
     expect(await appliedVersions('hold-staging')).toBeNull();
     expect(await appliedVersions('hold-production')).toBeNull();
 
     const closed = await runCli(target, ['incident', 'close', SEV2.id, '--as', 'eoc-frank', '--comment', 'mitigated']);
+    const closedAt = Date.now();
     expect(closed).toMatchObject({ code: 0, stdout: `closed ${SEV2.workflowId}\n` });
+    // The hold wakes on the close, not at its next (by now 8 s away) fallback re-check.
+    await eventually(async () => (await pipelineStatus(stack.client, WORKFLOW_ID)).stage !== 'waiting-checks', 'the pipeline to move on', 10_000, 50);
+    const wokeAfterMs = Date.now() - closedAt;
+    console.info(`incident hold: ${heldAt} events when held, none added in 6 s; moved on ${wokeAfterMs} ms after the close`);
+    expect(wokeAfterMs).toBeLessThan(5_000);
     expect(await stack.client.workflow.getHandle(SEV2.workflowId).result()).toEqual({ closedBy: 'eoc-frank', comment: 'mitigated' });
 
     const result: PipelineStatus = await handle.result();
