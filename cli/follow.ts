@@ -4,11 +4,13 @@ import type { ChangeRequestStatus } from '../core/change-status';
 import type { PipelineStatus } from '../core/pipeline';
 import { changeRequestStatus, isChangeSettled } from './change-client';
 import { describeChangeProgress } from './change-text';
-import { createLiveLine } from './output';
+import { CliError, createLiveLine } from './output';
 import { isFinal, pipelineStatus } from './pipeline-client';
 import { describeProgress } from './snapshot-text';
 
 const POLL_MS = 1_000;
+/** Pause after a status query that failed (no worker answered in time): the workflow is fine, only its answer is late. */
+const QUERY_RETRY_MS = 2_000;
 
 interface Followed<T> {
   read(): Promise<T>;
@@ -22,7 +24,16 @@ async function follow<T>(client: Client, workflowId: string, followed: Followed<
   const line = createLiveLine();
   try {
     for (;;) {
-      const snapshot = await followed.read();
+      let snapshot: T;
+      try {
+        snapshot = await followed.read();
+      } catch (error) {
+        if (error instanceof CliError) throw error;
+        // A query waits for a worker; a busy or restarting one answers late. Say so and ask again.
+        line.update(`waiting for a worker to answer the status query (${error instanceof Error ? error.message : String(error)})`);
+        await new Promise((resolve) => setTimeout(resolve, QUERY_RETRY_MS));
+        continue;
+      }
       line.update(followed.describe(snapshot));
       if (followed.settled(snapshot)) return snapshot;
       const { status } = await client.workflow.getHandle(workflowId).describe();
