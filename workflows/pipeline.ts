@@ -210,7 +210,7 @@ async function resolvable<T>(
 }
 
 async function block(board: StatusBoard, desk: DecisionDesk, environment: string, message: string, actions: readonly ResolveAction[]) {
-  board.block(environment, message);
+  board.block(environment, message, actions);
   countPipelineBlocked(environment);
   // Listen before notifying: a person who reacts to the notification at once must find the pipeline waiting.
   const decided = desk.waitForResolution(environment, actions);

@@ -1,7 +1,7 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
 import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CompatibilityResult } from '../core/compatibility';
-import type { DecisionRecord } from '../core/decisions';
+import type { DecisionRecord, ResolveAction } from '../core/decisions';
 import {
   FINAL_STAGES,
   STATUS_VERSION,
@@ -108,10 +108,11 @@ export class StatusBoard {
     return this.result(environment).migrations.filter((migration) => migration.outcome === 'applied').length;
   }
 
-  block(environment: string, message: string): void {
+  /** Shows the block and the exact actions it accepts. */
+  block(environment: string, message: string, actions: readonly ResolveAction[]): void {
     const on = this.state.migration ? ` on ${this.state.migration.version}` : '';
     this.state.lastError = message;
-    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action retry|mark-complete|abort\``);
+    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action ${actions.join('|')}\``);
   }
 
   /** After a person's decision, the blocked step runs again. */
