@@ -111,8 +111,9 @@ export function assessPipelineStart(files: FileState[], ledgers: LedgerReading[]
   };
   for (const environment of walked) {
     const own = ledgers.find((reading) => reading.environment === environment);
-    if (!own || !readable(own)) continue;
+    if (!own) continue;
     const before = ledgers.slice(0, ledgers.indexOf(own)).filter(readable);
+    if (!readable(own)) continue;
     const review = reviewEnvironment(files, environment, own.state, before);
     if (review.edited.length > 0) refusals.push(describeEdited(environment, review.edited));
     if (review.mismatches.length > 0) refusals.push(describePromotionMismatches(review.mismatches));
@@ -121,7 +122,8 @@ export function assessPipelineStart(files: FileState[], ledgers: LedgerReading[]
   const warnings: string[] = [];
   if (outOfOrder.length > 0 && policy === 'refuse') refusals.push(describeRefusedOutOfOrder(outOfOrder, 'start'));
   if (outOfOrder.length > 0 && policy === 'warn') warnings.push(`out of order: ${describeOutOfOrder(outOfOrder)}; they will be applied (migrations.outOfOrder: warn)`);
-  return { refusals, warnings, unchecked: [...unchecked].map(([environment, reason]) => ({ environment, reason })) };
+  const inConfigOrder = ledgers.filter((reading) => unchecked.has(reading.environment));
+  return { refusals, warnings, unchecked: inConfigOrder.map((reading) => ({ environment: reading.environment, reason: unchecked.get(reading.environment)! })) };
 }
 
 /** The one stderr line when some ledgers could not be read up front. */

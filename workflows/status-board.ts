@@ -2,6 +2,7 @@
 import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CompatibilityResult } from '../core/compatibility';
 import type { DecisionRecord, ResolveAction } from '../core/decisions';
+import type { OutOfOrderFinding, OutOfOrderPolicy } from '../core/out-of-order';
 import {
   FINAL_STAGES,
   STATUS_VERSION,
@@ -98,6 +99,13 @@ export class StatusBoard {
 
   recordDrift(environment: string, differences: string[]): void {
     this.result(environment).drift = differences;
+  }
+
+  /** An environment's out-of-order versions as just listed: replaces what its earlier listing found. */
+  recordOutOfOrder(policy: OutOfOrderPolicy, environment: string, finding: OutOfOrderFinding | undefined): void {
+    const others = (this.state.outOfOrder?.environments ?? []).filter((item) => item.environment !== environment);
+    const environments = finding ? [...others, finding].sort((a, b) => this.state.environments.indexOf(a.environment) - this.state.environments.indexOf(b.environment)) : others;
+    this.state.outOfOrder = environments.length > 0 ? { policy, environments } : undefined;
   }
 
   environmentDone(environment: string): void {
