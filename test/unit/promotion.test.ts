@@ -102,6 +102,14 @@ describe('assessPipelineStart', () => {
     );
   });
 
+  it('names an earlier environment it could not read even when the walked one is unreadable too, in config order', () => {
+    const ledgers = [
+      { environment: 'staging', unreadable: 'no connection' },
+      { environment: 'production', unreadable: '${PRODUCTION_DATABASE_URL} not set here' },
+    ];
+    expect(assessPipelineStart(files, ledgers, ['production'], 'warn').unchecked.map((item) => item.environment)).toEqual(['staging', 'production']);
+  });
+
   it('warns of out-of-order versions under warn, refuses them under refuse, and says nothing under allow', () => {
     const late = [file('20240101000000', RAN, 'late_branch'), file('20240201000000', OTHER, 'applied')];
     const ledgers = [{ environment: 'staging', state: ledger([['20240201000000', OTHER]]) }];
