@@ -120,12 +120,15 @@ describe('out-of-order post-deploy versions are named, and refused when the proj
     expect(await tableExists(url, 'late_branch')).toBe(true);
   });
 
-  it('under refuse, mark-complete records the out-of-order version on each environment as done without running it', async () => {
+  it('under refuse, mark-complete records the out-of-order version on each environment as done without running it, and the rest runs', async () => {
     const { project } = await lateBranchProject('ooomark', { environments: [{ name: 'mark-staging' }, { name: 'mark-production' }], outOfOrder: 'refuse' });
+    project.writeMigration(NEXT, migration('CREATE TABLE next_step (id bigint PRIMARY KEY);'));
     const handle = await suite.startPipeline(project);
     for (const environment of ['mark-staging', 'mark-production']) {
       const blocked = await suite.waitForStage(handle.workflowId, 'blocked');
       expect(blocked.environment).toBe(environment);
+      // The block names no migration of its own: nothing ran there yet (staging's last one is not production's).
+      expect(blocked.waitingFor).toMatch(new RegExp(`^blocked: out of order: ${LATE} on ${environment}, `));
       const answer = await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'bob', action: 'mark-complete', comment: 'superseded by the March table' });
       expect(answer.accepted).toBe(true);
       if (environment === 'mark-staging') {
@@ -134,9 +137,11 @@ describe('out-of-order post-deploy versions are named, and refused when the proj
     }
     const result = await handle.result();
     expect(result.stage).toBe('complete');
-    expect(result.results.map((item) => item.migrations.map((m) => `${m.version}:${m.outcome}`))).toEqual([['20240115000000:marked-complete'], ['20240115000000:marked-complete']]);
+    const outcomes = ['20240115000000:marked-complete', '20240401000000:applied'];
+    expect(result.results.map((item) => item.migrations.map((m) => `${m.version}:${m.outcome}`))).toEqual([outcomes, outcomes]);
     for (const url of Object.values(project.urls)) {
       expect(await tableExists(url, 'late_branch')).toBe(false);
+      expect(await tableExists(url, 'next_step')).toBe(true);
       expect(await query(url, `SELECT outcome, decided_by FROM dbchange_migration_log WHERE version = '20240115000000'`)).toEqual([{ outcome: 'marked-complete', decided_by: 'bob' }]);
     }
   });
