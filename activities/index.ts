@@ -4,7 +4,9 @@ import { ApplicationFailure, CompleteAsyncError, Context, log } from '@temporali
 import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
 import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
-import { comparePending, describeEdited } from '../core/pending';
+import { describeEdited } from '../core/pending';
+import { describePromotionMismatches } from '../core/promotion';
+import type { OutOfOrder, OutOfOrderPolicy } from '../core/out-of-order';
 import type { AppQuery, CompatibilityResult } from '../core/compatibility';
 import type { PrecheckFinding } from '../core/prechecks';
 import type { MigrationGateReport, MigrationOutcome, QaResult } from '../core/pipeline';
@@ -16,12 +18,13 @@ import { runPrechecks, type SqlToCheck } from './prechecks';
 import { applyMigrationOnce } from './apply-migration';
 import { whileHeartbeating } from './heartbeat';
 import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
-import { DatabasePools, inApplierTransaction, LEDGER_TABLE, readAppliedState, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
+import { DatabasePools, inApplierTransaction, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
 import { HoldWatcher, type HoldRequest } from './production-holds';
 import { runQaCommand } from './qa-gate';
 import { reportProgress, settleFailure } from './step-progress';
+import { reviewPendingOn } from './pending-review';
 import { ChangeRequestError, type ChangeRequest, type ChangeStep, type CheckStep, type SqlStep } from '../core/change-request';
 import { checkChangeRequestText } from '../core/change-request-file';
 import { requiredApprovals, stepSettings, type LockSettings } from '../core/change-steps';
@@ -29,6 +32,7 @@ import { ConfigError } from '../core/config';
 import { rehearseSteps, runCheckStep, runSqlStep, type CheckResult, type RehearsalReport, type SqlStepResult, type StepRun } from './change-steps';
 
 export const APPLIED_MIGRATION_EDITED = 'AppliedMigrationEdited';
+export const PROMOTED_MIGRATION_CHANGED = 'PromotedMigrationChanged';
 export const INVALID_MIGRATION_FILE = 'InvalidMigrationFile';
 export const MIGRATION_NOT_FOUND = 'MigrationNotFound';
 const HEARTBEAT_EVERY_MS = 1_000;
@@ -42,6 +46,8 @@ export interface PipelinePlan {
   compatibilityGate: boolean;
   /** What regular-migration drift between consecutive environments does: refuse (block) or warn. */
   drift: 'refuse' | 'warn';
+  /** migrations.outOfOrder; absent in plans made before it existed. */
+  outOfOrder?: OutOfOrderPolicy;
 }
 
 /** What a change request needs in its history: the checked CR, who must approve, and timings. No secrets. */
@@ -66,6 +72,8 @@ export interface PendingMigration {
   fileName: string;
   checksum: string;
   transactional: boolean;
+  /** Set when a newer post-deploy version is already applied on this environment. */
+  outOfOrder?: OutOfOrder;
 }
 
 export interface MigrationRef {
@@ -120,6 +128,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         recheckIntervalMs: config.recheckIntervalMs,
         compatibilityGate: Boolean(config.gates.compatibility.queries) || config.gates.compatibility.pgStatStatements,
         drift: config.gates.drift,
+        outOfOrder: config.migrations.outOfOrder,
       };
     },
 
@@ -171,8 +180,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     },
 
     async listPendingMigrations(environment: string): Promise<PendingMigration[]> {
-      const files = readMigrations(readMigrationDir);
-      const report = comparePending(files, await readAppliedState(pools.pool(environmentNamed(environment))));
+      const report = await reviewPendingOn(config, pools, readMigrations(readMigrationDir), environmentNamed(environment));
       if (report.edited.length > 0) {
         throw ApplicationFailure.create({
           type: APPLIED_MIGRATION_EDITED,
@@ -181,7 +189,11 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
           details: report.edited,
         });
       }
-      return report.pending.map(({ version, name, fileName, checksum, transactional }) => ({ version, name, fileName, checksum, transactional }));
+      // What ran before is what runs next: checked here, where the listed checksums become what is applied.
+      if (report.mismatches.length > 0) {
+        throw ApplicationFailure.create({ type: PROMOTED_MIGRATION_CHANGED, nonRetryable: true, message: describePromotionMismatches(report.mismatches), details: report.mismatches });
+      }
+      return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }) }));
     },
 
     async applyMigration(ref: MigrationRef): Promise<MigrationOutcome> {

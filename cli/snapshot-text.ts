@@ -1,4 +1,5 @@
 // A pipeline snapshot as a release manager reads it: where it stands, each migration, QA, every decision.
+import { describeOutOfOrder } from '../core/out-of-order';
 import type { PipelineStatus } from '../core/pipeline';
 
 export function describeProgress(snapshot: PipelineStatus): string {
@@ -10,6 +11,7 @@ export function describeProgress(snapshot: PipelineStatus): string {
 
 export function snapshotLines(workflowId: string, snapshot: PipelineStatus): string[] {
   const lines = [`${workflowId}: ${snapshot.summary ? `${snapshot.stage} (${snapshot.summary})` : describeProgress(snapshot)}`];
+  if (snapshot.outOfOrder) lines.push(`  out of order (${snapshot.outOfOrder.policy}): ${describeOutOfOrder(snapshot.outOfOrder.environments)}`);
   for (const environment of snapshot.results) {
     lines.push(`  ${environment.environment}${environment.done ? '' : ' (not finished)'}`);
     for (const migration of environment.migrations) {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CRITICALITIES, DEFAULT_CR_APPROVALS, type Criticality } from './criticality';
 import { parseDuration } from './duration';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_STATEMENT_TIMEOUT_RETRIES } from './step-retries';
+import { DEFAULT_OUT_OF_ORDER_POLICY, OUT_OF_ORDER_POLICIES, type OutOfOrderPolicy } from './out-of-order';
 import { describeSchemaIssues, readYamlSource } from './yaml-source';
 
 export const DEFAULT_CONFIG_FILE = 'dbchange.yaml';
@@ -27,7 +28,11 @@ const environmentSchema = z.strictObject({
 });
 
 const configSchema = z.strictObject({
-  migrations: z.strictObject({ regular: z.string().min(1).optional(), postDeploy: z.string().min(1) }),
+  migrations: z.strictObject({
+    regular: z.string().min(1).optional(),
+    postDeploy: z.string().min(1),
+    outOfOrder: z.enum(OUT_OF_ORDER_POLICIES).default(DEFAULT_OUT_OF_ORDER_POLICY),
+  }),
   environments: z.array(environmentSchema).min(1, 'list at least one environment'),
   approvers: z.record(userName, z.array(z.string().min(1))).default({}),
   notifications: z.strictObject({ webhookUrl: z.string().optional() }).default({}),
@@ -84,7 +89,12 @@ export interface ChangeLockWindow {
 export interface DbChangeConfig {
   /** Absolute path of the file this came from. */
   path: string;
-  migrations: { regular?: string; postDeploy: string };
+  migrations: {
+    regular?: string;
+    postDeploy: string;
+    /** A pending version older than the newest applied post-deploy version: allow, warn (say so), or refuse (block). */
+    outOfOrder: OutOfOrderPolicy;
+  };
   environments: EnvironmentConfig[];
   approvers: Record<string, string[]>;
   webhookUrl?: string;
@@ -202,6 +212,7 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
     migrations: {
       regular: raw.migrations.regular ? resolvePath(raw.migrations.regular) : undefined,
       postDeploy: resolvePath(raw.migrations.postDeploy),
+      outOfOrder: raw.migrations.outOfOrder,
     },
     environments: raw.environments.map((environment, index) => {
       const missingVariables = missingBySecret.get(`environments.${index}.databaseUrl`) ?? [];

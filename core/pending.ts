@@ -21,7 +21,7 @@ export interface PendingReport<T extends FileState> {
 
 export function comparePending<T extends FileState>(
   files: T[],
-  applied: { versions: Set<string>; checksums: Map<string, string> },
+  applied: { versions: ReadonlySet<string>; checksums: ReadonlyMap<string, string> },
 ): PendingReport<T> {
   const pending: T[] = [];
   const edited: EditedMigration[] = [];

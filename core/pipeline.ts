@@ -2,6 +2,7 @@
 import type { CompatibilityResult } from './compatibility';
 import type { DecisionRecord } from './decisions';
 import type { LintFinding } from './lint-rules';
+import type { OutOfOrderFinding, OutOfOrderPolicy } from './out-of-order';
 import type { PrecheckFinding } from './prechecks';
 import type { RetryNotice } from './step-retries';
 
@@ -89,6 +90,8 @@ export interface PipelineStatus {
   packageVersion?: string;
   decisions: DecisionRecord[];
   results: EnvironmentResult[];
+  /** Pending versions older than one already applied there, per environment, as last listed; kept after they ran. */
+  outOfOrder?: { policy: OutOfOrderPolicy; environments: OutOfOrderFinding[] };
   summary?: string;
 }
 

@@ -5,6 +5,7 @@ import { describeIncompatible } from '../core/compatibility';
 import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
 import { describeBlocking } from '../core/prechecks';
 import type { Resolution, ResolveAction } from '../core/decisions';
+import { DEFAULT_OUT_OF_ORDER_POLICY, describeOutOfOrder, describeRefusedOutOfOrder, outOfOrderFinding, type OutOfOrderFinding, type OutOfOrderPolicy } from '../core/out-of-order';
 import { DecisionDesk } from './decision-desk';
 import { status, stepProgress } from './messages';
 import { countPipelineBlocked, recordApprovalWait } from './metrics';
@@ -59,12 +60,20 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   const desk = new DecisionDesk(plan.approvers, input.requestedBy);
   desk.install();
   board.begin(plan.environments.map((environment) => environment.name), desk.decisions);
-  await announce('started', `${board.title()} started by ${input.requestedBy}`);
+  const outOfOrder = plan.outOfOrder ?? DEFAULT_OUT_OF_ORDER_POLICY;
 
   const firstLook: (PendingMigration[] | undefined)[] = [];
+  const late: OutOfOrderFinding[] = [];
   for (const environment of plan.environments) {
-    firstLook.push(await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name)));
+    const pending = await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
+    firstLook.push(pending);
+    const finding = outOfOrderFinding(environment.name, pending ?? []);
+    board.recordOutOfOrder(outOfOrder, environment.name, finding);
+    if (finding) late.push(finding);
   }
+  // Announced after the first look, so the release manager hears of out-of-order versions before anything runs.
+  const lateNote = late.length > 0 && outOfOrder !== 'allow' ? `; out of order (${outOfOrder}): ${describeOutOfOrder(late)}` : '';
+  await announce('started', `${board.title()} started by ${input.requestedBy}${lateNote}`);
   if (firstLook.every((pending) => !pending?.length)) {
     board.finish('nothing-pending', 'nothing pending on any environment: nothing to do');
     await announce('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
@@ -77,8 +86,8 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
     if (environment.approval) await passApprovalGate(board, desk, environment.name, environment.approval);
     await waitForProductionChecks(environment.name, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment.name, why));
     // Listed again here, not taken from the first look: hours and an approval may have passed since.
-    const pending = await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
-    await applyAll(board, desk, environment.name, pending ?? []);
+    const pending = await listPendingInOrder(board, desk, outOfOrder, environment.name);
+    await applyAll(board, desk, environment.name, pending);
     if (plan.compatibilityGate) await passCompatibilityGate(board, desk, environment.name);
     if (environment.qa) await passQaGate(board, desk, environment.name);
     board.environmentDone(environment.name);
@@ -166,6 +175,30 @@ async function passDriftCheck(board: StatusBoard, desk: DecisionDesk, policy: Pi
   }
 }
 
+/**
+ * Lists what runs next on `environment` (edited files and promotion mismatches block there). Under
+ * migrations.outOfOrder: refuse, out-of-order versions block before any of it runs: retry lists again (after a
+ * rename), mark-complete records them as done without running them, abort ends the pipeline.
+ */
+async function listPendingInOrder(board: StatusBoard, desk: DecisionDesk, policy: OutOfOrderPolicy, environment: string): Promise<PendingMigration[]> {
+  for (;;) {
+    const pending = (await resolvable(board, desk, environment, CHECK_ACTIONS, () => listPendingMigrations(environment))) ?? [];
+    const finding = outOfOrderFinding(environment, pending);
+    board.recordOutOfOrder(policy, environment, finding);
+    if (policy !== 'refuse' || !finding) return pending;
+    const resolution = await block(board, desk, environment, describeRefusedOutOfOrder([finding], 'pipeline'), MIGRATION_ACTIONS);
+    if (resolution.action !== 'mark-complete') continue;
+    for (const migration of pending.filter((item) => item.outOfOrder)) {
+      const ref = { environment, version: migration.version, checksum: migration.checksum, decidedBy: resolution.user };
+      const outcome = await resolvable(board, desk, environment, CHECK_ACTIONS, () =>
+        markMigrationComplete.executeWithOptions({ summary: `mark ${migration.fileName} complete on ${environment} (out of order)` }, [ref]),
+      );
+      board.recordMigration(environment, outcome ?? skipped(migration));
+    }
+    return pending.filter((item) => !item.outOfOrder);
+  }
+}
+
 /** After an environment's migrations: every query of the running application must still plan there (seed 002). */
 async function passCompatibilityGate(board: StatusBoard, desk: DecisionDesk, environment: string) {
   for (;;) {
@@ -216,7 +249,7 @@ async function resolvable<T>(
 }
 
 async function block(board: StatusBoard, desk: DecisionDesk, environment: string, message: string, actions: readonly ResolveAction[]) {
-  board.block(environment, message);
+  board.block(environment, message, actions);
   countPipelineBlocked(environment);
   // Listen before notifying: a person who reacts to the notification at once must find the pipeline waiting.
   const decided = desk.waitForResolution(environment, actions);

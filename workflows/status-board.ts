@@ -1,7 +1,8 @@
 // The pipeline's visible state: the `status` query, current details in the UI, and search attributes.
 import { log, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CompatibilityResult } from '../core/compatibility';
-import type { DecisionRecord } from '../core/decisions';
+import type { DecisionRecord, ResolveAction } from '../core/decisions';
+import type { OutOfOrderFinding, OutOfOrderPolicy } from '../core/out-of-order';
 import {
   FINAL_STAGES,
   STATUS_VERSION,
@@ -107,6 +108,13 @@ export class StatusBoard {
     this.result(environment).drift = differences;
   }
 
+  /** An environment's out-of-order versions as just listed: replaces what its earlier listing found. */
+  recordOutOfOrder(policy: OutOfOrderPolicy, environment: string, finding: OutOfOrderFinding | undefined): void {
+    const others = (this.state.outOfOrder?.environments ?? []).filter((item) => item.environment !== environment);
+    const environments = finding ? [...others, finding].sort((a, b) => this.state.environments.indexOf(a.environment) - this.state.environments.indexOf(b.environment)) : others;
+    this.state.outOfOrder = environments.length > 0 ? { policy, environments } : undefined;
+  }
+
   environmentDone(environment: string): void {
     this.result(environment).done = true;
   }
@@ -115,10 +123,11 @@ export class StatusBoard {
     return this.result(environment).migrations.filter((migration) => migration.outcome === 'applied').length;
   }
 
-  block(environment: string, message: string): void {
+  /** Shows the block and the exact actions it accepts. */
+  block(environment: string, message: string, actions: readonly ResolveAction[]): void {
     const on = this.state.migration ? ` on ${this.state.migration.version}` : '';
     this.state.lastError = message;
-    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action retry|mark-complete|abort\``);
+    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action ${actions.join('|')}\``);
   }
 
   /** After a person's decision, the blocked step runs again. */

@@ -49,7 +49,7 @@ export function registerDecisionCommands(program: Command, context: CommandConte
         '',
         'Actions:',
         '  retry          run the failed step again (e.g. after the data was fixed)',
-        '  mark-complete  pipelines: record the failed migration as applied without running it',
+        '  mark-complete  pipelines: record the failed migration (or the refused out-of-order ones) as applied without running it',
         '  rollback       change requests: run the rollback steps on every environment the change touched',
         '  abort          end the pipeline or change as failed; nothing more is applied',
         '',

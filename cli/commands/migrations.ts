@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { selectEnvironments } from '../../core/config';
 import { readMigrationDir } from '../../core/migration-dir';
+import { markOutOfOrder, newestAppliedPostDeploy } from '../../core/out-of-order';
 import { comparePending, describeEdited } from '../../core/pending';
 import { DatabasePools, LEDGER_TABLE, readAppliedState } from '../../activities/db';
 import type { CommandContext } from '../context';
@@ -25,7 +26,11 @@ export function registerMigrationCommands(program: Command, context: CommandCont
     .description('list post-deploy migrations not yet applied, per environment')
     .option('--env <name>', 'only this environment')
     .option('--json', 'print as JSON')
-    .addHelpText('after', '\nExample:\n  dbchange migrations pending --env production\n\nReads each database named in dbchange.yaml; its databaseUrl variable must be set here.')
+    .addHelpText(
+      'after',
+      '\nExample:\n  dbchange migrations pending --env production\n\nReads each database named in dbchange.yaml; its databaseUrl variable must be set here.\n' +
+        'A pending version older than the newest post-deploy version applied there is marked out of order (see migrations.outOfOrder).',
+    )
     .action(async (options: { env?: string; json?: boolean }) => {
       const config = context.config();
       const files = readMigrationDir(config.migrations.postDeploy);
@@ -33,10 +38,12 @@ export function registerMigrationCommands(program: Command, context: CommandCont
       try {
         const report = [];
         for (const environment of selectEnvironments(config, options.env ? [options.env] : undefined)) {
-          const { pending, edited } = comparePending(files, await readAppliedState(pools.pool(environment)));
+          const applied = await readAppliedState(pools.pool(environment));
+          const { pending, edited } = comparePending(files, applied);
+          const marked = markOutOfOrder(pending, newestAppliedPostDeploy(files.map((file) => file.version), applied));
           report.push({
             environment: environment.name,
-            pending: pending.map(({ version, name, fileName }) => ({ version, name, fileName })),
+            pending: marked.map(({ version, name, fileName, outOfOrder }) => ({ version, name, fileName, ...(outOfOrder && { outOfOrder }) })),
             edited,
           });
         }
@@ -44,7 +51,10 @@ export function registerMigrationCommands(program: Command, context: CommandCont
         else {
           for (const entry of report) {
             process.stdout.write(`${entry.environment}: ${entry.pending.length} pending\n`);
-            for (const item of entry.pending) process.stdout.write(`  ${item.version}  ${item.name}\n`);
+            for (const item of entry.pending) {
+              const late = item.outOfOrder ? `  (out of order: older than applied ${item.outOfOrder.newestApplied})` : '';
+              process.stdout.write(`  ${item.version}  ${item.name}${late}\n`);
+            }
             if (entry.edited.length > 0) process.stdout.write(`  ! ${describeEdited(entry.environment, entry.edited)}\n`);
           }
         }

@@ -1,5 +1,6 @@
 // pdm execute|status: start the post-deploy migration pipeline, and see where pipelines stand.
 import type { Command } from 'commander';
+import { selectEnvironments } from '../../core/config';
 import type { PipelineStatus } from '../../core/pipeline';
 import type { CommandContext } from '../context';
 import { currentUser } from '../context';
@@ -7,6 +8,7 @@ import { followPipeline } from '../follow';
 import { snapshotLines } from '../snapshot-text';
 import { EXIT, printJson, progress } from '../output';
 import { listPipelines, pipelineStatus, startPipeline } from '../pipeline-client';
+import { checkPipelineStart } from '../start-check';
 
 export function registerPdmCommands(program: Command, context: CommandContext): void {
   const pdm = program
@@ -24,11 +26,13 @@ export function registerPdmCommands(program: Command, context: CommandContext): 
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  dbchange pdm execute --package 16.6.202401151200 --follow\n  dbchange pdm execute --env staging\n\nExit codes: 0 started (or, with --follow, complete), 1 failed/aborted/rejected, 3 refused (already running).',
+      '\nExamples:\n  dbchange pdm execute --package 16.6.202401151200 --follow\n  dbchange pdm execute --env staging\n\nExit codes: 0 started (or, with --follow, complete), 1 failed/aborted/rejected, 3 refused (already running; or an edited file, a file that differs from what an earlier environment ran, or an out-of-order version under migrations.outOfOrder: refuse).',
     )
     .action(async (options: { env?: string[]; package?: string; as?: string; follow?: boolean; json?: boolean }) => {
+      const config = context.config();
+      await checkPipelineStart(config, selectEnvironments(config, options.env).map((environment) => environment.name));
       const client = await context.client();
-      const handle = await startPipeline(client, context.config(), {
+      const handle = await startPipeline(client, config, {
         environments: options.env,
         packageVersion: options.package,
         requestedBy: currentUser(options.as),

@@ -20,6 +20,8 @@ export interface ProjectSpec {
   changeLocks?: { start: string; end: string; reason: string }[];
   /** The running application's queries, written to app-queries.sql and checked by the compatibility gate. */
   appQueries?: string;
+  /** migrations.outOfOrder: what a pending version older than an applied one does. */
+  outOfOrder?: 'allow' | 'warn' | 'refuse';
   /** gates.drift: what promoting past drifted regular migrations does. */
   drift?: 'refuse' | 'warn';
   /** Put into every database URL (trust auth ignores it), so tests can prove it never leaks. */
@@ -58,6 +60,7 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
   const yaml = [
     'migrations:',
     '  postDeploy: db/post_migrate',
+    ...(spec.outOfOrder ? [`  outOfOrder: ${spec.outOfOrder}`] : []),
     'environments:',
     ...spec.environments.flatMap((environment) => [
       `  - name: ${environment.name}`,

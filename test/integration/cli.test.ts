@@ -6,6 +6,7 @@ import { assertBuilt, parseJsonOutput, runCli, startWorkerProcess, stopWorkerPro
 import { query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
 import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+import { startPipeline } from '../../cli/pipeline-client';
 
 const ENVIRONMENTS = ['cli-staging', 'cli-production'];
 const WORKFLOW_ID = 'pdm-cli-staging+cli-production';
@@ -191,21 +192,26 @@ describe('the dbchange command, end to end with a worker process', () => {
     expect(pendingJson.environments.map((entry) => entry.edited.map((edited) => edited.fileName))).toEqual([[FIRST.fileName], [FIRST.fileName]]);
   });
 
-  it('a pipeline started after the edit blocks on it, and resolve --action abort ends it', async () => {
-    const started = await cli('pdm', 'execute', '--as', 'dave', '--package', '3.2.0', '--json');
-    expect(started.code).toBe(0);
-    const { runId } = parseJsonOutput<{ runId: string }>(started);
+  it('pdm execute refuses (exit 3) to start over the edited file; a pipeline started without that check blocks on it, offers exactly retry|abort, and abort ends it', async () => {
+    const refused = await cli('pdm', 'execute', '--as', 'dave', '--package', '3.2.0', '--json');
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(`dbchange: corrupted migrations: ${FIRST.fileName} changed after it was applied on cli-staging; `);
+
+    const { firstExecutionRunId: runId } = await startPipeline(stack.client, project.config, { requestedBy: 'dave', packageVersion: '3.2.0', taskQueue: target.taskQueue });
     try {
       const blocked = await waitForStage(WORKFLOW_ID, runId, 'blocked');
       expect(blocked.code).toBe(2);
       expect(blocked.status.environment).toBe('cli-staging');
       expect(blocked.status.lastError).toContain(`corrupted migrations: ${FIRST.fileName} changed after it was applied on cli-staging`);
+      expect(blocked.status.waitingFor).toContain(`— run \`dbchange resolve ${WORKFLOW_ID} --as USER --action retry|abort\``);
+      const markComplete = await cli('resolve', WORKFLOW_ID, '--as', 'alice', '--action', 'mark-complete');
+      expect(markComplete).toMatchObject({ code: 3, stdout: 'refused: "action" must be one of retry, abort; got "mark-complete"\n' });
 
       const aborted = await cli('resolve', WORKFLOW_ID, '--as', 'alice', '--action', 'abort', '--comment', 'restore the file');
       expect(aborted).toMatchObject({ code: 0, stdout: 'accepted: resolved: abort\n' });
       const final = await waitForStage(WORKFLOW_ID, runId, 'aborted');
       expect(final.code).toBe(1);
-      expect(final.status.summary).toContain('aborted by alice on cli-staging');
+      expect(final.status.summary).toContain('aborted by alice ("restore the file") on cli-staging');
       await expectVersions([FIRST.version, SECOND.version], [FIRST.version, SECOND.version]);
     } finally {
       await stack.client.workflow.getHandle(WORKFLOW_ID, runId).terminate('test cleanup').catch(() => undefined);
@@ -236,7 +242,7 @@ describe('the dbchange command, end to end with a worker process', () => {
     expect(aborted).toMatchObject({ code: 0, stdout: 'accepted: resolved: abort\n' });
     const final = await waitForStage(WORKFLOW_ID, runId, 'aborted');
     expect(final.code).toBe(1);
-    expect(final.status.summary).toContain('aborted by alice on cli-production');
+    expect(final.status.summary).toContain('aborted by alice ("restore the file") on cli-production');
     expect((await stack.client.workflow.getHandle(WORKFLOW_ID, runId).describe()).status.name).toBe('FAILED');
     // Production got nothing new.
     await expectVersions([FIRST.version, SECOND.version, THIRD.version], [FIRST.version, SECOND.version]);

@@ -48,7 +48,7 @@ describe('parseConfig', () => {
   it('parses the documented example with its variables expanded and durations in milliseconds', () => {
     expect(parseConfig(DESIGN_EXAMPLE, FILE, FULL_ENV, BASE)).toEqual({
       path: FILE,
-      migrations: { regular: '/project/db/migrate', postDeploy: '/project/db/post_migrate' },
+      migrations: { regular: '/project/db/migrate', postDeploy: '/project/db/post_migrate', outOfOrder: 'warn' },
       environments: [
         {
           name: 'staging',
@@ -82,7 +82,7 @@ describe('parseConfig', () => {
       {},
       BASE,
     );
-    expect(config.migrations).toEqual({ regular: undefined, postDeploy: '/project/db/post_migrate' });
+    expect(config.migrations).toEqual({ regular: undefined, postDeploy: '/project/db/post_migrate', outOfOrder: 'warn' });
     expect(config.environments[0].qa).toEqual({ command: 'npm test', timeoutMs: 30 * 60_000 });
     expect(config.environments[0].approval).toEqual({ roles: ['eoc'], timeoutMs: 24 * 3_600_000 });
     expect(config.approvers).toEqual({});
@@ -90,6 +90,15 @@ describe('parseConfig', () => {
     expect(config.lockRetry).toEqual({ lockTimeoutMs: 200, statementTimeoutMs: 15 * 60_000, maxWaitMs: 30 * 60_000, statementTimeoutRetries: 1, maxAttempts: 10 });
     expect(config.changeLocks).toEqual([]);
     expect(config.recheckIntervalMs).toBe(60_000);
+  });
+
+  it('reads migrations.outOfOrder and refuses a policy it does not know, naming the choices', () => {
+    const withPolicy = (policy: string) => MINIMAL.replace('postDeploy: db/post_migrate', `postDeploy: db/post_migrate, outOfOrder: ${policy}`);
+    expect(parseConfig(withPolicy('refuse'), FILE, {}, BASE).migrations.outOfOrder).toBe('refuse');
+    expect(parseConfig(withPolicy('allow'), FILE, {}, BASE).migrations.outOfOrder).toBe('allow');
+    const problems = problemsOf(withPolicy('sometimes'));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^line 1: migrations\.outOfOrder: .*allow.*warn.*refuse/);
   });
 
   it('fills the lockRetry defaults a partial section leaves out', () => {
