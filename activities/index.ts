@@ -1,6 +1,6 @@
 // Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
-import { existsSync, readFileSync } from 'node:fs';
-import { ApplicationFailure, CompleteAsyncError, Context, log } from '@temporalio/activity';
+import { existsSync } from 'node:fs';
+import { ApplicationFailure, CompleteAsyncError, Context } from '@temporalio/activity';
 import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
 import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
@@ -9,15 +9,13 @@ import { describePromotionMismatches } from '../core/promotion';
 import type { OutOfOrder, OutOfOrderPolicy } from '../core/out-of-order';
 import type { AppQuery, CompatibilityResult } from '../core/compatibility';
 import type { PrecheckFinding } from '../core/prechecks';
-import type { MigrationGateReport, MigrationOutcome, QaResult } from '../core/pipeline';
+import type { MigrationOutcome, QaResult } from '../core/pipeline';
 import { capturePgStatStatements, explainQueries, readQueryFile } from './compatibility';
 import { driftBetween } from './drift';
-import { lintMigrationText } from './lint';
 import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
-import { applyMigrationOnce } from './apply-migration';
+import { createBatchActivities, type MigrationRef } from './batches';
 import { whileHeartbeating } from './heartbeat';
-import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
 import { DatabasePools, inApplierTransaction, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
@@ -35,7 +33,6 @@ export const APPLIED_MIGRATION_EDITED = 'AppliedMigrationEdited';
 export const PROMOTED_MIGRATION_CHANGED = 'PromotedMigrationChanged';
 export const INVALID_MIGRATION_FILE = 'InvalidMigrationFile';
 export const MIGRATION_NOT_FOUND = 'MigrationNotFound';
-const HEARTBEAT_EVERY_MS = 1_000;
 
 /** The part of the config a pipeline needs in its history: names, gates and timings, no secrets. */
 export interface PipelinePlan {
@@ -76,11 +73,7 @@ export interface PendingMigration {
   outOfOrder?: OutOfOrder;
 }
 
-export interface MigrationRef {
-  environment: string;
-  version: string;
-  checksum: string;
-}
+export type { MigrationRef } from './batches';
 
 export function createActivities(config: DbChangeConfig, pools = new DatabasePools(), holds = new HoldWatcher(config.changeLocks)) {
   const environmentNamed = (name: string): EnvironmentConfig => selectEnvironments(config, [name])[0];
@@ -117,6 +110,8 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
   };
 
   return {
+    ...createBatchActivities(config, pools, environmentNamed, migrationFor),
+
     async planPipeline(requested: string[] | undefined): Promise<PipelinePlan> {
       return {
         environments: selectEnvironments(config, requested).map((environment) => ({
@@ -130,23 +125,6 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         drift: config.gates.drift,
         outOfOrder: config.migrations.outOfOrder,
       };
-    },
-
-    /** Lint (advisory) and data-aware prechecks of one pending migration against its environment, right before it is applied. */
-    async precheckMigration(ref: MigrationRef): Promise<MigrationGateReport> {
-      return whileHeartbeating(async () => {
-        const migration = migrationFor(ref);
-        // Lint is advisory here: a linter that cannot run is reported, and must not hold the migration.
-        const lint = await lintMigrationText(migration.fileName, readFileSync(migration.path, 'utf8'), 'post-deploy').catch((error: Error) => [
-          { file: migration.fileName, line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
-        ]);
-        const prechecks = await runPrechecks(
-          pools.pool(environmentNamed(ref.environment)),
-          [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
-          config.gates.precheckTimeoutMs,
-        );
-        return { lint, prechecks };
-      });
     },
 
     /** The same prechecks for any SQL, e.g. a change request's steps: findings with severity block or warn. */
@@ -194,29 +172,6 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         throw ApplicationFailure.create({ type: PROMOTED_MIGRATION_CHANGED, nonRetryable: true, message: describePromotionMismatches(report.mismatches), details: report.mismatches });
       }
       return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }) }));
-    },
-
-    async applyMigration(ref: MigrationRef): Promise<MigrationOutcome> {
-      const context = Context.current();
-      const heartbeat = setInterval(() => context.heartbeat({ version: ref.version }), HEARTBEAT_EVERY_MS);
-      try {
-        const outcome = await applyMigrationOnce({
-          pool: pools.pool(environmentNamed(ref.environment)),
-          migration: migrationFor(ref),
-          settings: config.lockRetry,
-          workflowId: context.info.workflowExecution?.workflowId ?? '',
-          stop: context.cancellationSignal,
-          onWaiting: (waitingFor) => reportProgress({ step: ref.version, waitingFor }),
-          onLockRetry: () => countLockTimeoutRetry(ref.environment),
-        });
-        if (outcome.outcome === 'applied') recordMigrationApplied(ref.environment, outcome.durationMs);
-        log.info(`${outcome.outcome} ${ref.version} on ${ref.environment}`, { environment: ref.environment, version: ref.version, durationMs: outcome.durationMs, lockRetries: outcome.lockRetries });
-        return outcome;
-      } catch (error) {
-        throw await settleFailure(ref.version, error, config.lockRetry.maxAttempts);
-      } finally {
-        clearInterval(heartbeat);
-      }
     },
 
     /** Records a migration as applied without running it (seed 004's mitigation for a failed DML migration). */

@@ -17,6 +17,8 @@ const HEARTBEAT_EVERY_MS = 15_000;
 export interface HoldRequest {
   environment: string;
   firstIntervalMs: number;
+  /** The reasons the workflow shows already: only a change of them is reported. */
+  why: string;
   /** Echoed in progress reports, so the workflow can tell this wait from an earlier one. */
   wait: string;
 }
@@ -46,7 +48,7 @@ export class HoldWatcher {
 
   private async follow(hold: Hold): Promise<void> {
     let intervalMs = hold.firstIntervalMs;
-    let lastWhy = '';
+    let lastWhy = hold.why;
     let lastHeartbeat = Date.now();
     for (;;) {
       const checks = await runProductionChecks(hold.client, hold.environment, this.changeLocks, hold.workflow.workflowId);

@@ -92,7 +92,8 @@ export interface PipelineListing {
 /** Running pipelines first, then the most recently closed; each with its stage and, while running, what it waits for. */
 export async function listPipelines(client: Client, limit = 20): Promise<PipelineListing[]> {
   const listings: PipelineListing[] = [];
-  for await (const execution of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW_TYPE}'`, pageSize: limit })) {
+  // A run that continued as new is part of its pipeline's latest run, not a pipeline of its own.
+  for await (const execution of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW_TYPE}' AND ExecutionStatus != 'ContinuedAsNew'`, pageSize: limit })) {
     listings.push({
       workflowId: execution.workflowId,
       runId: execution.runId,
@@ -108,11 +109,20 @@ export async function listPipelines(client: Client, limit = 20): Promise<Pipelin
     listings
       .filter((listing) => !listing.closeTime)
       .map(async (listing) => {
-        const snapshot = await client.workflow.getHandle(listing.workflowId, listing.runId).query(status).catch(() => undefined);
-        listing.waitingFor = snapshot?.waitingFor;
+        // A pipeline whose worker is down cannot answer; the list must not wait for it.
+        const snapshot = await withTimeout(client.workflow.getHandle(listing.workflowId, listing.runId).query(status), LISTING_QUERY_TIMEOUT_MS).catch(() => undefined);
+        listing.waitingFor = snapshot ? snapshot.waitingFor : `no worker answered the status query within ${LISTING_QUERY_TIMEOUT_MS / 1000}s`;
       }),
   );
   return listings;
+}
+
+const LISTING_QUERY_TIMEOUT_MS = 3_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -9,11 +9,18 @@ export function describeProgress(snapshot: PipelineStatus): string {
   return `[${snapshot.stage}]${where ? ` ${where}` : ''}${snapshot.waitingFor ? `: ${snapshot.waitingFor}` : ''}`;
 }
 
+function describeCounts(counts: PipelineStatus['results'][number]['counts'] | undefined): string {
+  const parts = Object.entries(counts ?? {}).filter(([, count]) => count > 0).map(([outcome, count]) => `${count} ${outcome}`);
+  return parts.length > 0 ? parts.join(', ') : 'nothing yet';
+}
+
 export function snapshotLines(workflowId: string, snapshot: PipelineStatus): string[] {
   const lines = [`${workflowId}: ${snapshot.summary ? `${snapshot.stage} (${snapshot.summary})` : describeProgress(snapshot)}`];
   if (snapshot.outOfOrder) lines.push(`  out of order (${snapshot.outOfOrder.policy}): ${describeOutOfOrder(snapshot.outOfOrder.environments)}`);
   for (const environment of snapshot.results) {
-    lines.push(`  ${environment.environment}${environment.done ? '' : ' (not finished)'}`);
+    lines.push(`  ${environment.environment}${environment.done ? '' : ' (not finished)'}: ${describeCounts(environment.counts)}`);
+    const handled = Object.values(environment.counts ?? {}).reduce((sum, count) => sum + count, 0);
+    if (handled > environment.migrations.length) lines.push(`    … the last ${environment.migrations.length} (every one: \`dbchange migrations status VERSION\`, or the ledger dbchange_migration_log):`);
     for (const migration of environment.migrations) {
       const retries = migration.lockRetries ? `, ${migration.lockRetries} lock retries` : '';
       lines.push(`    ${migration.version}_${migration.name}: ${migration.outcome} in ${migration.durationMs} ms${retries}${migration.note ? ` (${migration.note})` : ''}`);
@@ -32,5 +39,6 @@ export function snapshotLines(workflowId: string, snapshot: PipelineStatus): str
     lines.push(`    ${decision.at} ${decision.user} ${decision.kind}${role}${on}: ${decision.accepted ? 'accepted' : 'REFUSED'} (${decision.reason ?? ''})${comment}`);
   }
   if (snapshot.lastError && snapshot.stage === 'blocked') lines.push(`  last error: ${snapshot.lastError}`);
+  if ((snapshot.run ?? 1) > 1) lines.push(`  run ${snapshot.run} of the workflow (a long pipeline continues as new to stay within Temporal's history limits)`);
   return lines;
 }

@@ -7,13 +7,22 @@ import type { PrecheckFinding } from './prechecks';
 import type { RetryNotice } from './step-retries';
 
 export const PIPELINE_WORKFLOW_TYPE = 'postDeployMigrationPipeline';
-export const STATUS_VERSION = 1;
+/** 2: results[].migrations, lint and prechecks hold the recent entries; counts and the ledgers hold them all. */
+export const STATUS_VERSION = 2;
 
 export interface PipelineInput {
   /** Environment names in config order; empty or absent means all of them. */
   environments?: string[];
   packageVersion?: string;
   requestedBy: string;
+  /** Set by the pipeline itself when it continues as new: where it was, and its status so far. */
+  resume?: PipelineResume;
+}
+
+/** What one run of a pipeline hands the next: it is applying `environment` (its gates passed), with this status. */
+export interface PipelineResume {
+  environment: string;
+  status: PipelineStatus;
 }
 
 export type PipelineStage =
@@ -57,13 +66,20 @@ export interface QaResult {
   outputTail: string;
 }
 
+export type OutcomeCounts = Record<MigrationOutcomeKind, number>;
+
 export interface EnvironmentResult {
   environment: string;
+  /** The most recent outcomes, oldest first; `counts` counts them all, and each database's ledger lists them all. */
   migrations: MigrationOutcome[];
+  counts: OutcomeCounts;
   qa?: QaResult;
   /** What the gates found before and after this environment's migrations; blocking findings also block. */
   prechecks?: PrecheckFinding[];
+  /** The last lint findings; lintCount and lintByRule count all of them. */
   lint?: LintFinding[];
+  lintCount?: number;
+  lintByRule?: Record<string, number>;
   compatibility?: CompatibilityResult;
   drift?: string[];
   done: boolean;
@@ -81,7 +97,8 @@ export interface PipelineStatus {
   stage: PipelineStage;
   environments: string[];
   environment?: string;
-  migration?: { index: number; total: number; version: string; name: string };
+  /** The migration being applied, or the first of the batch being applied (`batch` says up to which). */
+  migration?: { index: number; total: number; version: string; name: string; batch?: { count: number; lastVersion: string } };
   waitingFor?: string;
   /** The running migration's last failed try, while it waits for the next (waitingFor says it in words). */
   retry?: RetryNotice;
@@ -89,10 +106,23 @@ export interface PipelineStatus {
   requestedBy: string;
   packageVersion?: string;
   decisions: DecisionRecord[];
+  /** Accepted decisions are all kept; refusals beyond the most recent ones are only counted here. */
+  refusalsDropped?: number;
+  /** Every block, in full: where, on which migration, and the message a person saw. */
+  blocks: BlockRecord[];
   results: EnvironmentResult[];
+  /** Which run of the workflow this is: a long pipeline continues as new, carrying this status. */
+  run: number;
   /** Pending versions older than one already applied there, per environment, as last listed; kept after they ran. */
   outOfOrder?: { policy: OutOfOrderPolicy; environments: OutOfOrderFinding[] };
   summary?: string;
+}
+
+export interface BlockRecord {
+  at: string;
+  environment: string;
+  version?: string;
+  message: string;
 }
 
 /** One pipeline per set of environments: the id says which. */

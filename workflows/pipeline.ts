@@ -1,31 +1,31 @@
 // postDeployMigrationPipeline: per environment, checks → pending migrations → QA → approval before the next.
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+// A long pipeline stays within Temporal's history limits by continuing as new: the run that fills up hands its
+// status and its place (the environment being applied) to a fresh run, which lists what is still pending there.
+// One workflow with bounded runs, rather than a child per environment, because an environment alone can hold
+// thousands of migrations; the carried status keeps counts, recent outcomes, every block and every decision.
+import { allHandlersFinished, ApplicationFailure, condition, continueAsNew, ContinueAsNew, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { DbChangeActivities, PendingMigration, PipelinePlan } from '../activities';
 import { describeIncompatible } from '../core/compatibility';
 import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
-import { describeBlocking } from '../core/prechecks';
-import type { Resolution, ResolveAction } from '../core/decisions';
 import { DEFAULT_OUT_OF_ORDER_POLICY, describeOutOfOrder, describeRefusedOutOfOrder, outOfOrderFinding, type OutOfOrderFinding, type OutOfOrderPolicy } from '../core/out-of-order';
+import { applyPlan } from './apply-plan';
 import { DecisionDesk } from './decision-desk';
 import { status, stepProgress } from './messages';
-import { countPipelineBlocked, recordApprovalWait } from './metrics';
+import { recordApprovalWait } from './metrics';
+import { announce, block, CHECK_ACTIONS, MIGRATION_ACTIONS, resolvable, type PipelineRun } from './pipeline-desk';
 import { waitForProductionChecks } from './production-gates';
-import { describeStepFailure, retryStatementTimeouts, runStoppable, transientRetryPolicy } from './running-step';
 import { StatusBoard } from './status-board';
 
 const NON_RETRYABLE_ERRORS = ['ConfigError', 'MigrationFileError'];
-const { applyMigration, markMigrationComplete } = proxyActivities<DbChangeActivities>({
-  startToCloseTimeout: '24h',
-  heartbeatTimeout: '10s',
-  // A person's stop waits until the migration's SQL was cancelled and rolled back.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: transientRetryPolicy(NON_RETRYABLE_ERRORS),
+const { markMigrationComplete } = proxyActivities<DbChangeActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
 const { planPipeline, listPendingMigrations } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
-const { precheckMigration, checkCompatibility, compareRegularMigrations } = proxyActivities<DbChangeActivities>({
+const { checkCompatibility, compareRegularMigrations } = proxyActivities<DbChangeActivities>({
   // Each query is bounded by gates.precheckTimeout; the heartbeat notices a worker that went away.
   startToCloseTimeout: '30m',
   heartbeatTimeout: '10s',
@@ -36,10 +36,6 @@ const { runQaGate } = proxyActivities<DbChangeActivities>({
   heartbeatTimeout: '30s',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
-const { notify } = proxyActivities<DbChangeActivities>({ startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });
-
-const MIGRATION_ACTIONS: readonly ResolveAction[] = ['retry', 'mark-complete', 'abort'];
-const CHECK_ACTIONS: readonly ResolveAction[] = ['retry', 'abort'];
 
 export async function postDeployMigrationPipeline(input: PipelineInput): Promise<PipelineStatus> {
   checkInput(input);
@@ -49,6 +45,7 @@ export async function postDeployMigrationPipeline(input: PipelineInput): Promise
   try {
     return await runPipeline(input, board);
   } catch (error) {
+    if (error instanceof ContinueAsNew) throw error;
     // Whatever ends the pipeline early, its status must say so rather than freeze mid-stage.
     if (!board.isFinished()) board.finish('failed', `failed: ${error instanceof Error ? error.message : String(error)}`);
     throw error;
@@ -60,36 +57,28 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   const desk = new DecisionDesk(plan.approvers, input.requestedBy);
   desk.install();
   board.begin(plan.environments.map((environment) => environment.name), desk.decisions);
+  const run: PipelineRun = { board, desk };
   const outOfOrder = plan.outOfOrder ?? DEFAULT_OUT_OF_ORDER_POLICY;
-
-  const firstLook: (PendingMigration[] | undefined)[] = [];
-  const late: OutOfOrderFinding[] = [];
-  for (const environment of plan.environments) {
-    const pending = await resolvable(board, desk, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
-    firstLook.push(pending);
-    const finding = outOfOrderFinding(environment.name, pending ?? []);
-    board.recordOutOfOrder(outOfOrder, environment.name, finding);
-    if (finding) late.push(finding);
+  const resumeAt = input.resume ? plan.environments.findIndex((environment) => environment.name === input.resume!.environment) : 0;
+  if (resumeAt < 0) {
+    throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `the pipeline was applying ${input.resume!.environment}, which dbchange.yaml no longer lists; put it back, or abort this pipeline` });
   }
-  // Announced after the first look, so the release manager hears of out-of-order versions before anything runs.
-  const lateNote = late.length > 0 && outOfOrder !== 'allow' ? `; out of order (${outOfOrder}): ${describeOutOfOrder(late)}` : '';
-  await announce('started', `${board.title()} started by ${input.requestedBy}${lateNote}`);
-  if (firstLook.every((pending) => !pending?.length)) {
-    board.finish('nothing-pending', 'nothing pending on any environment: nothing to do');
-    await announce('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
-    return board.snapshot();
-  }
+  if (!input.resume && (await nothingPendingAnywhere(run, plan, outOfOrder, input.requestedBy))) return board.snapshot();
 
   for (const [index, environment] of plan.environments.entries()) {
-    const previous = plan.environments[index - 1];
-    if (previous) await passDriftCheck(board, desk, plan.drift, previous.name, environment.name);
-    if (environment.approval) await passApprovalGate(board, desk, environment.name, environment.approval);
-    await waitForProductionChecks(environment.name, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment.name, why));
+    if (index < resumeAt) continue;
+    // A run that continued as new resumes applying: this environment's gates were passed by an earlier run.
+    if (!(input.resume && index === resumeAt)) {
+      const previous = plan.environments[index - 1];
+      if (previous) await passDriftCheck(run, plan.drift, previous.name, environment.name);
+      if (environment.approval) await passApprovalGate(run, environment.name, environment.approval);
+      await waitForProductionChecks(environment.name, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment.name, why));
+    }
     // Listed again here, not taken from the first look: hours and an approval may have passed since.
-    const pending = await listPendingInOrder(board, desk, outOfOrder, environment.name);
-    await applyAll(board, desk, environment.name, pending);
-    if (plan.compatibilityGate) await passCompatibilityGate(board, desk, environment.name);
-    if (environment.qa) await passQaGate(board, desk, environment.name);
+    const pending = await listPendingInOrder(run, outOfOrder, environment.name);
+    if ((await applyPlan(run, environment.name, pending)) === 'hand-over') return handOver(input, board, environment.name);
+    if (plan.compatibilityGate) await passCompatibilityGate(run, environment.name);
+    if (environment.qa) await passQaGate(run, environment.name);
     board.environmentDone(environment.name);
     const next = plan.environments[index + 1];
     await announce('environment-done', `${board.title()}: ${environment.name} done (${board.countApplied(environment.name)} applied)${next ? `; next: ${next.name}` : ''}`, environment.name);
@@ -100,12 +89,39 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   return board.snapshot();
 }
 
-async function announce(event: 'started' | 'environment-done' | 'blocked' | 'finished', text: string, environment?: string) {
-  // A lost notification must not stop a database change.
-  await notify({ event, text, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
+/**
+ * The first look at every environment, before anything runs: announces the start (naming out-of-order versions) and
+ * finishes the pipeline at once when nothing is pending anywhere.
+ */
+async function nothingPendingAnywhere(run: PipelineRun, plan: PipelinePlan, outOfOrder: OutOfOrderPolicy, requestedBy: string): Promise<boolean> {
+  const { board } = run;
+  const firstLook: (PendingMigration[] | undefined)[] = [];
+  const late: OutOfOrderFinding[] = [];
+  for (const environment of plan.environments) {
+    const pending = await resolvable(run, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
+    firstLook.push(pending);
+    const finding = outOfOrderFinding(environment.name, pending ?? []);
+    board.recordOutOfOrder(outOfOrder, environment.name, finding);
+    if (finding) late.push(finding);
+  }
+  // Announced after the first look, so the release manager hears of out-of-order versions before anything runs.
+  const lateNote = late.length > 0 && outOfOrder !== 'allow' ? `; out of order (${outOfOrder}): ${describeOutOfOrder(late)}` : '';
+  await announce('started', `${board.title()} started by ${requestedBy}${lateNote}`);
+  if (firstLook.some((pending) => pending?.length)) return false;
+  board.finish('nothing-pending', 'nothing pending on any environment: nothing to do');
+  await announce('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
+  return true;
 }
 
-async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
+/** This run's history is full: the next run carries on applying `environment`, with the status so far. */
+async function handOver(input: PipelineInput, board: StatusBoard, environment: string): Promise<never> {
+  board.handOver(environment);
+  // Every approval or resolution that arrived is recorded before the status is carried over.
+  await condition(allHandlersFinished);
+  return continueAsNew<typeof postDeployMigrationPipeline>({ ...input, resume: { environment, status: board.carry() } });
+}
+
+async function passApprovalGate({ board, desk }: PipelineRun, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
   board.show('waiting-approval', environment, `waiting for approval by ${approval.roles.join(' or ')} before ${environment}`);
   const reachedGate = Date.now();
   const outcome = await desk.waitForApproval(environment, approval.roles, approval.timeoutMs);
@@ -118,59 +134,17 @@ async function passApprovalGate(board: StatusBoard, desk: DecisionDesk, environm
   }
 }
 
-async function applyAll(board: StatusBoard, desk: DecisionDesk, environment: string, pending: PendingMigration[]) {
-  for (const [index, migration] of pending.entries()) {
-    board.applying(environment, migration, index, pending.length);
-    const ref = { environment, version: migration.version, checksum: migration.checksum };
-    const markComplete = (user: string) => markMigrationComplete.executeWithOptions({ summary: `mark ${migration.fileName} complete on ${environment}` }, [{ ...ref, decidedBy: user }]);
-    const markedBy = await passPrechecks(board, desk, environment, migration, ref);
-    if (markedBy !== undefined) {
-      board.recordMigration(environment, (await resolvable(board, desk, environment, CHECK_ACTIONS, () => markComplete(markedBy))) ?? skipped(migration));
-      continue;
-    }
-    const apply = () => applyMigration.executeWithOptions({ summary: `apply ${migration.fileName} on ${environment}` }, [ref]);
-    const outcome = await resolvable(board, desk, environment, MIGRATION_ACTIONS, () => applyStoppably(board, desk, environment, migration, apply), markComplete);
-    board.recordMigration(environment, outcome ?? skipped(migration));
-  }
-}
-
-/** Applies one migration: a person may stop it while it runs, and a statement timeout is retried a bounded number of times. */
-async function applyStoppably(board: StatusBoard, desk: DecisionDesk, environment: string, migration: PendingMigration, apply: () => Promise<MigrationOutcome>): Promise<MigrationOutcome> {
-  const run = await runStoppable(desk, environment, () => retryStatementTimeouts((retry) => board.stepProgress({ step: migration.version, retry }), apply));
-  if (!run.stopped) return run.done;
-  // The stop came as it finished: what it applied stays recorded, and nothing more runs.
-  if (run.done) board.recordMigration(environment, run.done);
-  return endAborted(board, environment, run.stopped, `stopped ${migration.fileName} while it ran; its SQL was cancelled and rolled back`);
-}
-
-/**
- * Lint and data-aware prechecks right before a migration, so the data it meets is the data it will meet.
- * Returns undefined to apply it, or the person who chose mark-complete (done by hand) instead.
- */
-async function passPrechecks(board: StatusBoard, desk: DecisionDesk, environment: string, migration: PendingMigration, ref: { environment: string; version: string; checksum: string }): Promise<string | undefined> {
-  for (;;) {
-    const report = await resolvable(board, desk, environment, CHECK_ACTIONS, () =>
-      precheckMigration.executeWithOptions({ summary: `precheck ${migration.fileName} on ${environment}` }, [ref]),
-    );
-    if (!report) return undefined;
-    board.recordGateReport(environment, migration.fileName, report);
-    const blocking = describeBlocking(report.prechecks);
-    if (!blocking) return undefined;
-    const resolution = await block(board, desk, environment, `prechecks block ${migration.fileName}: ${blocking}`, MIGRATION_ACTIONS);
-    if (resolution.action === 'mark-complete') return resolution.user;
-  }
-}
-
 /** Promoting assumes the next environment runs the same application schema: its regular migrations must match the previous one's. */
-async function passDriftCheck(board: StatusBoard, desk: DecisionDesk, policy: PipelinePlan['drift'], previous: string, environment: string) {
+async function passDriftCheck(run: PipelineRun, policy: PipelinePlan['drift'], previous: string, environment: string) {
+  const { board } = run;
   for (;;) {
     board.show('checking', environment, `comparing the regular migrations of ${previous} and ${environment}`);
-    const differences = await resolvable(board, desk, environment, CHECK_ACTIONS, () => compareRegularMigrations({ previous, environment }));
+    const differences = await resolvable(run, environment, CHECK_ACTIONS, () => compareRegularMigrations({ previous, environment }));
     if (!differences) return;
     board.recordDrift(environment, differences);
     if (differences.length === 0 || policy === 'warn') return;
     const message = `drift: ${differences.join('; ')}; run the regular migrations on both (or set gates.drift: warn), then retry`;
-    const resolution = await block(board, desk, environment, message, ['retry', 'mark-complete', 'abort']);
+    const resolution = await block(run, environment, message, ['retry', 'mark-complete', 'abort']);
     if (resolution.action === 'mark-complete') return;
   }
 }
@@ -180,17 +154,18 @@ async function passDriftCheck(board: StatusBoard, desk: DecisionDesk, policy: Pi
  * migrations.outOfOrder: refuse, out-of-order versions block before any of it runs: retry lists again (after a
  * rename), mark-complete records them as done without running them, abort ends the pipeline.
  */
-async function listPendingInOrder(board: StatusBoard, desk: DecisionDesk, policy: OutOfOrderPolicy, environment: string): Promise<PendingMigration[]> {
+async function listPendingInOrder(run: PipelineRun, policy: OutOfOrderPolicy, environment: string): Promise<PendingMigration[]> {
+  const { board } = run;
   for (;;) {
-    const pending = (await resolvable(board, desk, environment, CHECK_ACTIONS, () => listPendingMigrations(environment))) ?? [];
+    const pending = (await resolvable(run, environment, CHECK_ACTIONS, () => listPendingMigrations(environment))) ?? [];
     const finding = outOfOrderFinding(environment, pending);
     board.recordOutOfOrder(policy, environment, finding);
     if (policy !== 'refuse' || !finding) return pending;
-    const resolution = await block(board, desk, environment, describeRefusedOutOfOrder([finding], 'pipeline'), MIGRATION_ACTIONS);
+    const resolution = await block(run, environment, describeRefusedOutOfOrder([finding], 'pipeline'), MIGRATION_ACTIONS);
     if (resolution.action !== 'mark-complete') continue;
     for (const migration of pending.filter((item) => item.outOfOrder)) {
       const ref = { environment, version: migration.version, checksum: migration.checksum, decidedBy: resolution.user };
-      const outcome = await resolvable(board, desk, environment, CHECK_ACTIONS, () =>
+      const outcome = await resolvable(run, environment, CHECK_ACTIONS, () =>
         markMigrationComplete.executeWithOptions({ summary: `mark ${migration.fileName} complete on ${environment} (out of order)` }, [ref]),
       );
       board.recordMigration(environment, outcome ?? skipped(migration));
@@ -200,72 +175,31 @@ async function listPendingInOrder(board: StatusBoard, desk: DecisionDesk, policy
 }
 
 /** After an environment's migrations: every query of the running application must still plan there (seed 002). */
-async function passCompatibilityGate(board: StatusBoard, desk: DecisionDesk, environment: string) {
+async function passCompatibilityGate(run: PipelineRun, environment: string) {
+  const { board } = run;
   for (;;) {
     board.show('checking', environment, `checking the running application's queries against ${environment}`);
-    const result = await resolvable(board, desk, environment, CHECK_ACTIONS, () => checkCompatibility(environment));
+    const result = await resolvable(run, environment, CHECK_ACTIONS, () => checkCompatibility(environment));
     if (!result) return;
     board.recordCompatibility(environment, result);
     if (result.failures.length === 0) return;
     const message = `compatibility gate on ${environment}: ${result.failures.length} of ${result.checked} application queries no longer plan: ${describeIncompatible(result)}`;
-    const resolution = await block(board, desk, environment, message, ['retry', 'mark-complete', 'abort']);
+    const resolution = await block(run, environment, message, ['retry', 'mark-complete', 'abort']);
     if (resolution.action === 'mark-complete') return;
   }
 }
 
-async function passQaGate(board: StatusBoard, desk: DecisionDesk, environment: string) {
+async function passQaGate(run: PipelineRun, environment: string) {
+  const { board } = run;
   for (;;) {
     board.show('qa', environment, `running QA against ${environment}`);
     const result = await runQaGate(environment);
     board.recordQa(environment, result);
     if (result.passed) return;
     const reason = result.timedOut ? 'timed out' : `exited ${result.exitCode}`;
-    const action = await block(board, desk, environment, `QA on ${environment} ${reason}: ${lastLine(result.outputTail)}`, ['retry', 'mark-complete', 'abort']);
+    const action = await block(run, environment, `QA on ${environment} ${reason}: ${lastLine(result.outputTail)}`, ['retry', 'mark-complete', 'abort']);
     if (action.action === 'mark-complete') return;
   }
-}
-
-/**
- * Runs a step; a non-retryable failure blocks the pipeline until a person resolves it:
- * retry runs the step again, mark-complete runs `markComplete` instead, abort ends the pipeline.
- */
-async function resolvable<T>(
-  board: StatusBoard,
-  desk: DecisionDesk,
-  environment: string,
-  actions: readonly ResolveAction[],
-  step: () => Promise<T>,
-  markComplete?: (user: string) => Promise<T>,
-): Promise<T | undefined> {
-  for (;;) {
-    try {
-      return await step();
-    } catch (error) {
-      if (!(error instanceof ActivityFailure)) throw error;
-      const resolution = await block(board, desk, environment, describeStepFailure(error), actions);
-      if (resolution.action === 'mark-complete') return markComplete ? await markComplete(resolution.user) : undefined;
-    }
-  }
-}
-
-async function block(board: StatusBoard, desk: DecisionDesk, environment: string, message: string, actions: readonly ResolveAction[]) {
-  board.block(environment, message, actions);
-  countPipelineBlocked(environment);
-  // Listen before notifying: a person who reacts to the notification at once must find the pipeline waiting.
-  const decided = desk.waitForResolution(environment, actions);
-  await announce('blocked', `${board.title()} is blocked on ${environment}: ${message}`, environment);
-  const resolution = await decided;
-  if (resolution.action === 'abort') return endAborted(board, environment, resolution, message);
-  board.resume(environment, `${resolution.action} by ${resolution.user} on ${environment}`);
-  return resolution;
-}
-
-/** A person's abort ends the pipeline: nothing more is applied, and the status says who and why. */
-async function endAborted(board: StatusBoard, environment: string, resolution: Resolution, message: string): Promise<never> {
-  const why = resolution.comment ? ` ("${resolution.comment}")` : '';
-  board.finish('aborted', `aborted by ${resolution.user}${why} on ${environment}: ${message}`);
-  await announce('finished', `${board.title()} aborted by ${resolution.user} on ${environment}`);
-  throw ApplicationFailure.create({ type: 'PipelineAborted', nonRetryable: true, message: `aborted by ${resolution.user}: ${message}`, details: [board.snapshot()] });
 }
 
 function lastLine(text: string): string {
@@ -285,6 +219,10 @@ function checkInput(input: PipelineInput): void {
       problems.push('"environments" must be a list of environment names');
     }
     if (input.packageVersion !== undefined && typeof input.packageVersion !== 'string') problems.push('"packageVersion" must be a string');
+    const resume = input.resume as Partial<PipelineInput['resume']> | undefined;
+    if (resume !== undefined && (typeof resume?.environment !== 'string' || typeof resume?.status !== 'object')) {
+      problems.push('"resume" is set by the pipeline itself when it continues as new; leave it out');
+    }
   }
   if (problems.length > 0) throw ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message: problems.join('; ') });
 }

@@ -22,12 +22,13 @@ export async function waitForProductionChecks(environment: string, recheckInterv
   if (checks.ok) return;
   const wait = `${environment}@${workflowInfo().historyLength}`;
   const say = (why: string) => onHold(`production checks hold ${environment}: ${why} (re-checked the moment that ends, and at least every ${formatDuration(recheckIntervalMs)}, backing off to 15 minutes)`);
-  say(checks.reasons.join('; '));
+  const why = checks.reasons.join('; ');
+  say(why);
   setHandler(holdProgress, (progress) => {
     if (progress.wait === wait) say(progress.why);
   });
   try {
-    await awaitProductionChecks({ environment, firstIntervalMs: recheckIntervalMs, wait });
+    await awaitProductionChecks({ environment, firstIntervalMs: recheckIntervalMs, wait, why });
   } finally {
     setHandler(holdProgress, undefined);
   }

@@ -14,7 +14,8 @@ export function transientRetryPolicy(nonRetryableErrorTypes: string[] = []): Ret
   return { initialInterval: initialIntervalMs, backoffCoefficient, maximumInterval: maximumIntervalMs, maximumAttempts: MAX_ATTEMPTS_BACKSTOP, nonRetryableErrorTypes };
 }
 
-export type StoppableResult<T> = { done: T; stopped?: undefined } | { stopped: Resolution; done?: T };
+/** Done, or stopped by a person (with what it finished first, or how the stop ended it). */
+export type StoppableResult<T> = { done: T; stopped?: undefined } | { stopped: Resolution; done?: T; failure?: unknown };
 
 /**
  * Runs `step` (an activity) while accepting `resolve --action abort`: the activity is cancelled, which cancels
@@ -29,7 +30,7 @@ export async function runStoppable<T>(desk: DecisionDesk, environment: string, s
     const stop = offer.decision();
     if (!stop) return { done: await running };
     scope.cancel();
-    const finished = await running.then((done) => ({ done }), () => ({}));
+    const finished = await running.then((done) => ({ done }), (failure: unknown) => ({ failure }));
     return { stopped: stop, ...finished };
   } finally {
     offer.withdraw();

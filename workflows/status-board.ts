@@ -7,14 +7,16 @@ import {
   FINAL_STAGES,
   STATUS_VERSION,
   type EnvironmentResult,
-  type MigrationGateReport,
   type MigrationOutcome,
   type PipelineInput,
   type PipelineStage,
   type PipelineStatus,
   type QaResult,
 } from '../core/pipeline';
+import { addOutcome, compactDecisions, emptyResult, keepRecent, RECENT_FINDINGS } from '../core/pipeline-record';
 import { KIND, PACKAGE } from '../core/search-attributes';
+import type { LintSummary } from '../activities/batches';
+import type { PrecheckFinding } from '../core/prechecks';
 import type { StepProgress } from '../core/step-progress';
 import { describeRetry } from '../core/step-retries';
 import { Visibility } from './visibility';
@@ -25,28 +27,48 @@ export class StatusBoard {
   private readonly state: PipelineStatus;
   private readonly visibility = new Visibility();
 
+  /** A new pipeline, or the next run of one that continued as new, from the status it carried. */
   constructor(input: PipelineInput) {
-    this.state = {
-      version: STATUS_VERSION,
-      kind: 'pdm',
-      stage: 'starting',
-      environments: input.environments ?? [],
-      requestedBy: input.requestedBy,
-      packageVersion: input.packageVersion,
-      decisions: [],
-      results: [],
-    };
+    const carried = input.resume?.status;
+    this.state = carried
+      ? { ...carried, run: carried.run + 1 }
+      : {
+          version: STATUS_VERSION,
+          kind: 'pdm',
+          stage: 'starting',
+          environments: input.environments ?? [],
+          requestedBy: input.requestedBy,
+          packageVersion: input.packageVersion,
+          decisions: [],
+          blocks: [],
+          results: [],
+          run: 1,
+        };
     upsertSearchAttributes([
       { key: KIND, value: 'pdm' },
       ...(input.packageVersion ? [{ key: PACKAGE, value: input.packageVersion }] : []),
     ]);
-    this.publish('starting the pipeline');
+    this.publish(carried ? `continuing the pipeline (run ${this.state.run})` : 'starting the pipeline');
   }
 
+  /** The decision desk's record becomes the status's; a new pipeline starts a result per environment. */
   begin(environments: string[], decisions: DecisionRecord[]): void {
-    this.state.environments = environments;
+    decisions.push(...this.state.decisions.filter((decision) => !decisions.includes(decision)));
     this.state.decisions = decisions;
-    this.state.results = environments.map((environment) => ({ environment, migrations: [], done: false }));
+    if (this.state.results.length > 0) return;
+    this.state.environments = environments;
+    this.state.results = environments.map(emptyResult);
+  }
+
+  /** Says that this run hands over to the next, which goes on applying `environment`. */
+  handOver(environment: string): void {
+    this.publish(`run ${this.state.run} hands over to run ${this.state.run + 1}, which goes on applying on ${environment}`);
+  }
+
+  /** What the next run starts from: this status, its refusals trimmed to the recent ones. */
+  carry(): PipelineStatus {
+    const { decisions, dropped } = compactDecisions(this.state.decisions);
+    return { ...this.snapshot(), decisions, refusalsDropped: (this.state.refusalsDropped ?? 0) + dropped };
   }
 
   title(): string {
@@ -67,18 +89,29 @@ export class StatusBoard {
     this.publish(waitingFor ?? stage);
   }
 
-  applying(environment: string, migration: { version: string; name: string; fileName: string }, index: number, total: number): void {
+  /** A batch starts at its first migration, `index` of `total` counting this environment's migrations in every run. */
+  applying(environment: string, batch: { version: string; name: string; fileName: string }[], index: number, total: number): void {
+    const [first] = batch;
+    const last = batch[batch.length - 1];
     this.state.stage = 'applying';
     this.state.environment = environment;
     this.state.waitingFor = undefined;
     this.state.retry = undefined;
-    this.state.migration = { index: index + 1, total, version: migration.version, name: migration.name };
-    this.publish(`applying ${migration.fileName} (${index + 1} of ${total}) on ${environment}`);
+    this.state.migration = { index: index + 1, total, version: first.version, name: first.name, ...(batch.length > 1 ? { batch: { count: batch.length, lastVersion: last.version } } : {}) };
+    const files = batch.length > 1 ? `${first.fileName} … ${last.fileName} (up to ${batch.length})` : first.fileName;
+    this.publish(`applying ${files} (${index + 1} of ${total}) on ${environment}`);
+  }
+
+  /** Migrations this environment has had an outcome for, in every run. */
+  handled(environment: string): number {
+    return Object.values(this.result(environment).counts).reduce((sum, count) => sum + count, 0);
   }
 
   /** The running migration waits for a blocking session, or a try failed and will be tried again. */
   stepProgress({ step, waitingFor, retry }: StepProgress): void {
-    if (this.state.stage !== 'applying' || this.state.migration?.version !== step) return;
+    const migration = this.state.migration;
+    const inBatch = migration && step >= migration.version && step <= (migration.batch?.lastVersion ?? migration.version);
+    if (this.state.stage !== 'applying' || !inBatch) return;
     this.state.retry = retry;
     this.state.waitingFor = retry ? describeRetry(retry) : waitingFor;
     this.publish(this.state.waitingFor ? `${step} ${this.state.waitingFor}` : `applying ${step}`);
@@ -86,18 +119,26 @@ export class StatusBoard {
 
   recordMigration(environment: string, outcome: MigrationOutcome): void {
     this.state.retry = undefined;
-    this.result(environment).migrations.push(outcome);
+    addOutcome(this.result(environment), outcome);
   }
 
   recordQa(environment: string, qa: QaResult): void {
     this.result(environment).qa = qa;
   }
 
-  recordGateReport(environment: string, fileName: string, report: MigrationGateReport): void {
+  /** The plan's lint, once per environment and run: counts by rule and the last findings. */
+  recordLint(environment: string, lint: LintSummary): void {
     const result = this.result(environment);
-    // A retried precheck replaces what the file's earlier one found rather than adding to it.
-    result.prechecks = [...(result.prechecks ?? []).filter((finding) => !finding.source.startsWith(`${fileName}:`)), ...report.prechecks];
-    result.lint = [...(result.lint ?? []).filter((finding) => finding.file !== fileName), ...report.lint];
+    result.lint = lint.recent;
+    result.lintCount = lint.count;
+    result.lintByRule = lint.byRule;
+  }
+
+  /** What the prechecks of `checked` files found: a file checked again replaces what its earlier check found. */
+  recordPrechecks(environment: string, checked: string[], findings: PrecheckFinding[]): void {
+    const result = this.result(environment);
+    const files = new Set([...checked, ...findings.map((finding) => finding.source.split(':')[0])]);
+    result.prechecks = keepRecent([...(result.prechecks ?? []).filter((finding) => !files.has(finding.source.split(':')[0])), ...findings], RECENT_FINDINGS);
   }
 
   recordCompatibility(environment: string, compatibility: CompatibilityResult): void {
@@ -120,13 +161,14 @@ export class StatusBoard {
   }
 
   countApplied(environment: string): number {
-    return this.result(environment).migrations.filter((migration) => migration.outcome === 'applied').length;
+    return this.result(environment).counts.applied;
   }
 
   /** Shows the block and the exact actions it accepts. */
   block(environment: string, message: string, actions: readonly ResolveAction[]): void {
     const on = this.state.migration ? ` on ${this.state.migration.version}` : '';
     this.state.lastError = message;
+    this.state.blocks.push({ at: new Date().toISOString(), environment, version: this.state.migration?.version, message });
     this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action ${actions.join('|')}\``);
   }
 
@@ -153,7 +195,7 @@ export class StatusBoard {
   private result(environment: string): EnvironmentResult {
     let result = this.state.results.find((item) => item.environment === environment);
     if (!result) {
-      result = { environment, migrations: [], done: false };
+      result = emptyResult(environment);
       this.state.results.push(result);
     }
     return result;

@@ -41,10 +41,10 @@ describe('interrupted concurrent index builds', () => {
       const result = await handle.result();
       expect(result.stage).toBe('complete');
       const [outcome] = result.results[0].migrations;
-      expect(outcome).toMatchObject({ outcome: 'applied', attempts: 2, note: 'dropped INVALID public.idx_events_actor left by an interrupted build, and built again' });
+      expect(outcome).toMatchObject({ outcome: 'applied', note: 'dropped INVALID public.idx_events_actor left by an interrupted build, and built again' });
       expect(await query(url, INVALID)).toEqual([]);
       expect(await query(url, `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_events_actor'::regclass`)).toEqual([{ indisvalid: true }]);
-      expect(await query(url, 'SELECT outcome, attempts FROM dbchange_migration_log')).toEqual([{ outcome: 'applied', attempts: 2 }]);
+      expect(await query(url, 'SELECT outcome FROM dbchange_migration_log')).toEqual([{ outcome: 'applied' }]);
     } finally {
       await holder.end().catch(() => undefined);
     }

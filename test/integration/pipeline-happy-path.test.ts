@@ -76,11 +76,14 @@ describe('post-deploy migration pipeline', () => {
     expect(attributes).toMatchObject({ DbChangeKind: 'pdm', DbChangeStatus: 'complete', DbChangePackage: '16.1.0', DbChangeEnvironment: 'production' });
     const history = await handle.fetchHistory();
     const activitySummaries = (history.events ?? [])
-      .filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigration')
-      .map((event) => defaultPayloadConverter.fromPayload(event.userMetadata!.summary!));
-    expect(activitySummaries).toEqual(
-      ['staging', 'production'].flatMap((environment) => Object.keys(MIGRATIONS).map((fileName) => `apply ${fileName} on ${environment}`)),
-    );
+      .filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigrations')
+      .map((event) => defaultPayloadConverter.fromPayload<string>(event.userMetadata!.summary!));
+    // One batch per environment is offered every pending file, and its summary names them (a batch may end early
+    // at its time budget, and the next names the rest).
+    const [first, , last] = Object.keys(MIGRATIONS);
+    for (const environment of ['staging', 'production']) {
+      expect(activitySummaries.find((summary) => summary.includes(`on ${environment}`))).toBe(`apply ${first} … ${last} on ${environment} (3)`);
+    }
 
     const { notifications } = webhook;
     expect(notifications.map((notification) => notification.dbchange.event)).toEqual(['started', 'environment-done', 'environment-done', 'finished']);

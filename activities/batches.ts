@@ -1,0 +1,82 @@
+// The pipeline's migration activities: lint a plan at once, and apply it in batches (apply-batch.ts).
+import { readFileSync } from 'node:fs';
+import { Context, log } from '@temporalio/activity';
+import type { DbChangeConfig, EnvironmentConfig } from '../core/config';
+import type { LintFinding } from '../core/lint-rules';
+import type { MigrationFile } from '../core/migration-dir';
+import { keepRecent, RECENT_FINDINGS } from '../core/pipeline-record';
+import { applyBatch, type BatchResult } from './apply-batch';
+import type { DatabasePools } from './db';
+import { lintMigrationTexts } from './lint';
+import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
+import { reportProgress, settleFailure } from './step-progress';
+
+export interface MigrationRef {
+  environment: string;
+  version: string;
+  checksum: string;
+}
+
+/** A plan's lint findings as the status keeps them: how many, by rule, and the last ones in full. */
+export interface LintSummary {
+  count: number;
+  byRule: Record<string, number>;
+  recent: LintFinding[];
+}
+
+const HEARTBEAT_EVERY_MS = 1_000;
+
+export function createBatchActivities(
+  config: DbChangeConfig,
+  pools: DatabasePools,
+  environmentNamed: (name: string) => EnvironmentConfig,
+  migrationFor: (ref: MigrationRef) => MigrationFile,
+) {
+  return {
+    /** Lints every pending file of a plan with one squawk run; advisory: a linter that cannot run is reported. */
+    async lintPlan(input: { environment: string; migrations: { version: string; checksum: string }[] }): Promise<LintSummary> {
+      const files = input.migrations.map((ref) => migrationFor({ ...ref, environment: input.environment }));
+      const findings = await lintMigrationTexts(files.map((file) => ({ file: file.fileName, text: readFileSync(file.path, 'utf8') })), 'post-deploy').catch((error: Error) => [
+        { file: files[0]?.fileName ?? '', line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
+      ]);
+      const byRule: Record<string, number> = {};
+      for (const finding of findings) byRule[finding.rule] = (byRule[finding.rule] ?? 0) + 1;
+      return { count: findings.length, byRule, recent: keepRecent(findings, RECENT_FINDINGS) };
+    },
+
+    /** Applies consecutive pending migrations of one environment; see apply-batch.ts for where a batch ends. */
+    async applyMigrations(input: { environment: string; migrations: { version: string; checksum: string }[] }): Promise<BatchResult> {
+      const context = Context.current();
+      let current = input.migrations[0]?.version ?? '';
+      const heartbeat = setInterval(() => context.heartbeat({ applying: current }), HEARTBEAT_EVERY_MS);
+      try {
+        const result = await applyBatch(
+          {
+            pool: pools.pool(environmentNamed(input.environment)),
+            settings: config.lockRetry,
+            precheckTimeoutMs: config.gates.precheckTimeoutMs,
+            workflowId: context.info.workflowExecution?.workflowId ?? '',
+            stop: context.cancellationSignal,
+            migrationFor: (version, checksum) => migrationFor({ environment: input.environment, version, checksum }),
+            onWaiting: (version, waitingFor) => reportProgress({ step: version, waitingFor }),
+            onLockRetry: () => countLockTimeoutRetry(input.environment),
+            heartbeat: (fileName) => {
+              current = fileName;
+              context.heartbeat({ applying: fileName });
+            },
+          },
+          input.migrations,
+        );
+        for (const outcome of result.outcomes) {
+          if (outcome.outcome === 'applied') recordMigrationApplied(input.environment, outcome.durationMs);
+          log.info(`${outcome.outcome} ${outcome.version} on ${input.environment}`, { environment: input.environment, version: outcome.version, durationMs: outcome.durationMs, lockRetries: outcome.lockRetries });
+        }
+        return { ...result, prechecks: keepRecent(result.prechecks, RECENT_FINDINGS) };
+      } catch (error) {
+        throw await settleFailure(input.migrations[0]?.version ?? '', error, config.lockRetry.maxAttempts);
+      } finally {
+        clearInterval(heartbeat);
+      }
+    },
+  };
+}
