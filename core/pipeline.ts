@@ -19,9 +19,11 @@ export interface PipelineInput {
   resume?: PipelineResume;
 }
 
-/** What one run of a pipeline hands the next: it is applying `environment` (its gates passed), with this status. */
+/** What one run of a pipeline hands the next: where to go on (applying there, or from its gates), and the status. */
 export interface PipelineResume {
   environment: string;
+  /** True when an earlier run passed `environment`'s gates and was applying its migrations. */
+  applying: boolean;
   status: PipelineStatus;
 }
 

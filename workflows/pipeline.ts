@@ -8,7 +8,7 @@ import type { DbChangeActivities, PendingMigration, PipelinePlan } from '../acti
 import { describeIncompatible } from '../core/compatibility';
 import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
 import { DEFAULT_OUT_OF_ORDER_POLICY, describeOutOfOrder, describeRefusedOutOfOrder, outOfOrderFinding, type OutOfOrderFinding, type OutOfOrderPolicy } from '../core/out-of-order';
-import { applyPlan } from './apply-plan';
+import { applyPlan, runIsFull } from './apply-plan';
 import { DecisionDesk } from './decision-desk';
 import { status, stepProgress } from './messages';
 import { recordApprovalWait } from './metrics';
@@ -67,8 +67,8 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
 
   for (const [index, environment] of plan.environments.entries()) {
     if (index < resumeAt) continue;
-    // A run that continued as new resumes applying: this environment's gates were passed by an earlier run.
-    if (!(input.resume && index === resumeAt)) {
+    // A run that continued as new mid-environment resumes applying: an earlier run passed this environment's gates.
+    if (!(input.resume?.applying && index === resumeAt)) {
       const previous = plan.environments[index - 1];
       if (previous) await passDriftCheck(run, plan.drift, previous.name, environment.name);
       if (environment.approval) await passApprovalGate(run, environment.name, environment.approval);
@@ -76,12 +76,13 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
     }
     // Listed again here, not taken from the first look: hours and an approval may have passed since.
     const pending = await listPendingInOrder(run, outOfOrder, environment.name);
-    if ((await applyPlan(run, environment.name, pending)) === 'hand-over') return handOver(input, board, environment.name);
+    if ((await applyPlan(run, environment.name, pending)) === 'hand-over') return handOver(input, board, environment.name, true);
     if (plan.compatibilityGate) await passCompatibilityGate(run, environment.name);
     if (environment.qa) await passQaGate(run, environment.name);
     board.environmentDone(environment.name);
     const next = plan.environments[index + 1];
     await announce('environment-done', `${board.title()}: ${environment.name} done (${board.countApplied(environment.name)} applied)${next ? `; next: ${next.name}` : ''}`, environment.name);
+    if (next && runIsFull()) return handOver(input, board, next.name, false);
   }
 
   board.finish('complete', `complete on ${board.environmentList()}`);
@@ -113,12 +114,12 @@ async function nothingPendingAnywhere(run: PipelineRun, plan: PipelinePlan, outO
   return true;
 }
 
-/** This run's history is full: the next run carries on applying `environment`, with the status so far. */
-async function handOver(input: PipelineInput, board: StatusBoard, environment: string): Promise<never> {
+/** This run's history is full: the next run goes on with `environment` (applying, or from its gates) and the status so far. */
+async function handOver(input: PipelineInput, board: StatusBoard, environment: string, applying: boolean): Promise<never> {
   board.handOver(environment);
   // Every approval or resolution that arrived is recorded before the status is carried over.
   await condition(allHandlersFinished);
-  return continueAsNew<typeof postDeployMigrationPipeline>({ ...input, resume: { environment, status: board.carry() } });
+  return continueAsNew<typeof postDeployMigrationPipeline>({ ...input, resume: { environment, applying, status: board.carry() } });
 }
 
 async function passApprovalGate({ board, desk }: PipelineRun, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
@@ -220,7 +221,7 @@ function checkInput(input: PipelineInput): void {
     }
     if (input.packageVersion !== undefined && typeof input.packageVersion !== 'string') problems.push('"packageVersion" must be a string');
     const resume = input.resume as Partial<PipelineInput['resume']> | undefined;
-    if (resume !== undefined && (typeof resume?.environment !== 'string' || typeof resume?.status !== 'object')) {
+    if (resume !== undefined && (typeof resume?.environment !== 'string' || typeof resume?.applying !== 'boolean' || typeof resume?.status !== 'object')) {
       problems.push('"resume" is set by the pipeline itself when it continues as new; leave it out');
     }
   }

@@ -62,7 +62,7 @@ export class StatusBoard {
 
   /** Says that this run hands over to the next, which goes on applying `environment`. */
   handOver(environment: string): void {
-    this.publish(`run ${this.state.run} hands over to run ${this.state.run + 1}, which goes on applying on ${environment}`);
+    this.publish(`run ${this.state.run} hands over to run ${this.state.run + 1}, which goes on with ${environment}`);
   }
 
   /** What the next run starts from: this status, its refusals trimmed to the recent ones. */
