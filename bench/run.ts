@@ -8,6 +8,8 @@ import { REPO_ROOT } from './lib/paths';
 import type { BenchResult } from './lib/result';
 import { readSettings, type BenchSettings } from './lib/settings';
 import { startBenchServers, type BenchServers } from './lib/temporal';
+import { runHistory } from './history';
+import { runHold } from './hold';
 import { runLockStall } from './lock-stall';
 import { runRecovery } from './recovery';
 import { runScale } from './scale';
@@ -18,6 +20,8 @@ const BENCHMARKS: Record<string, (settings: BenchSettings, servers: BenchServers
   throughput: runThroughput,
   recovery: runRecovery,
   scale: runScale,
+  history: runHistory,
+  hold: runHold,
 };
 const RESULTS_DIR = join(REPO_ROOT, 'bench/results');
 const README = join(REPO_ROOT, 'bench/README.md');

@@ -22,15 +22,19 @@ interface Run {
   rep: number;
   wallMs: number;
   applied: number;
-  /** dbchange only: applyMigration activities in the workflow's history, one per migration shown in the UI. */
+  /** dbchange only: migrations the batches in the history report settled (each named in its batch's summary). */
   activitiesInHistory?: number;
+  /** dbchange only: applyMigrations activities (batches) in the history. */
+  batches?: number;
   /** dbchange only: where the time went, per migration, from the history's event times. */
   perMigration?: TimeBreakdown;
 }
 
 /** Median milliseconds per migration inside each activity; the rest of the wall time is orchestration. */
 interface TimeBreakdown {
-  precheckMs: number;
+  /** The plan's lint: one squawk run over every file. */
+  lintMs: number;
+  /** Time inside the batch activities (prechecks, applier lock, ledger row, the SQL), per migration. */
   applyMs: number;
   /** Median wait of a scheduled task (workflow task or activity) for the server to hand it to the waiting worker. */
   dispatchMs: number;
@@ -42,7 +46,7 @@ export async function runThroughput(settings: BenchSettings, servers: BenchServe
     for (const method of METHODS) {
       const run = await measure(method, rep, settings, servers);
       runs.push(run);
-      console.error(`throughput: ${method} rep ${rep}: ${settings.migrations} migrations in ${run.wallMs} ms${run.activitiesInHistory !== undefined ? `, ${run.activitiesInHistory} applyMigration activities in history` : ''}`);
+      console.error(`throughput: ${method} rep ${rep}: ${settings.migrations} migrations in ${run.wallMs} ms${run.batches !== undefined ? `, ${run.batches} batches settling ${run.activitiesInHistory}` : ''}`);
     }
   }
   const medianOf = (method: Method) => median(runs.filter((run) => run.method === method).map((run) => run.wallMs));
@@ -57,21 +61,22 @@ export async function runThroughput(settings: BenchSettings, servers: BenchServe
   const ratioGoal = (method: DbchangeMethod, server: string) => {
     const ratio = medianOf(method) / dbmateMs;
     const breakdowns = runs.flatMap((run) => (run.method === method && run.perMigration ? [run.perMigration] : []));
-    const precheckMs = median(breakdowns.map((breakdown) => breakdown.precheckMs));
+    const lintMs = median(breakdowns.map((breakdown) => breakdown.lintMs));
     const applyMs = median(breakdowns.map((breakdown) => breakdown.applyMs));
+    const batches = median(runs.flatMap((run) => (run.method === method && run.batches !== undefined ? [run.batches] : [])));
     const dispatchMs = median(breakdowns.map((breakdown) => breakdown.dispatchMs));
     const perMigrationMs = medianOf(method) / settings.migrations;
     return {
       goal: `dbchange ≤ 1.5× dbmate wall time (${server})`,
       measured: `${round(ratio, 2)}×`,
       met: ratio <= 1.5,
-      limitedBy: `orchestration: a migration is two activities (precheck, apply), each with a workflow task, so four tasks the server hands to the worker; per migration (medians from the history's event times) ${round(perMigrationMs, 1)} ms: ${round(precheckMs, 1)} ms in the precheck activity (lint and read-only prechecks), ${round(applyMs, 1)} ms in the apply activity (applier lock, ledger row, the SQL), ${round(perMigrationMs - precheckMs - applyMs, 1)} ms between them, where each of the four tasks waited ${round(dispatchMs, 1)} ms to be handed to the waiting worker. dbmate runs everything in one process and one connection: ${round(dbmateMs / settings.migrations, 1)} ms per migration`,
+      limitedBy: `the work per migration, now that orchestration is per batch (${batches} batches): per migration ${round(perMigrationMs, 1)} ms, of which ${round(applyMs, 1)} ms inside the batches (the read-only prechecks, the applier lock, the ledger row and the SQL, each in its own transaction), ${round(lintMs / settings.migrations, 1)} ms of the plan's one lint run (${round(lintMs)} ms), and ${round(perMigrationMs - applyMs - lintMs / settings.migrations, 1)} ms for starting the pipeline, listing, and the tasks between activities (each waited ${round(dispatchMs, 1)} ms to be handed to the worker). dbmate runs everything in one process and one connection without prechecks or a ledger: ${round(dbmateMs / settings.migrations, 1)} ms per migration`,
     };
   };
   return {
     name: 'throughput',
     title: 'Throughput',
-    setup: `${settings.migrations} post-deploy migrations (each \`CREATE TABLE\` + \`INSERT\`) into one fresh database per run; dbchange through the real pipeline, one activity per migration, on a local dev server as it comes and on one started with \`FAST_DISPATCH\` (worker/dev-server.ts: \`history.transferProcessorMaxPollRPS=1000\`, \`system.enableActivityEagerExecution=true\`). The dev server reads its task queue at most 20 times a second by default, so a workflow that runs one activity after another waits about 40 ms for each task.`,
+    setup: `${settings.migrations} post-deploy migrations (each \`CREATE TABLE\` + \`INSERT\`) into one fresh database per run; dbchange through the real pipeline (the plan linted once, then batches of migrations, one activity each, every migration with its prechecks, transaction and ledger row), on a local dev server as it comes and on one started with \`FAST_DISPATCH\` (worker/dev-server.ts: \`history.transferProcessorMaxPollRPS=1000\`, \`system.enableActivityEagerExecution=true\`). The dev server reads its task queue at most 20 times a second by default, so a workflow that runs one activity after another waits about 40 ms for each task.`,
     reps: settings.reps,
     columns: Object.keys(rows[0].medians),
     rows,
@@ -79,7 +84,7 @@ export async function runThroughput(settings: BenchSettings, servers: BenchServe
       ratioGoal(DBCHANGE, 'dev server defaults'),
       ratioGoal(DBCHANGE_FAST, 'fast dispatch'),
       {
-        goal: 'every migration visible in the Temporal UI (one applyMigration activity each)',
+        goal: 'every migration visible in the Temporal UI (each batch names its files; the batches settled every one)',
         measured: everyOneVisible ? `${settings.migrations} of ${settings.migrations} in every run` : 'missing in some run',
         met: everyOneVisible,
       },
@@ -100,32 +105,35 @@ async function measure(method: Method, rep: number, settings: BenchSettings, ser
   try {
     const started = performance.now();
     let activitiesInHistory: number | undefined;
+    let batches: number | undefined;
     let perMigration: TimeBreakdown | undefined;
-    if (method === DBCHANGE) ({ activitiesInHistory, perMigration } = await applyWithDbchange(project, servers.standard));
-    else if (method === DBCHANGE_FAST) ({ activitiesInHistory, perMigration } = await applyWithDbchange(project, servers.fast));
+    if (method === DBCHANGE) ({ activitiesInHistory, batches, perMigration } = await applyWithDbchange(project, servers.standard));
+    else if (method === DBCHANGE_FAST) ({ activitiesInHistory, batches, perMigration } = await applyWithDbchange(project, servers.fast));
     else if (method === 'dbmate up') await run(DBMATE, ['--url', withSslDisabled(database.url), '--migrations-dir', project.migrationsDir, '--no-dump-schema', 'up']);
     else await applyWithPsqlLoop(project, database.url);
     const wallMs = round(performance.now() - started);
     const applied = await withClient(database.url, async (client) => Number((await client.query('SELECT count(*) AS n FROM schema_migrations')).rows[0].n));
     if (applied !== settings.migrations) throw new Error(`${method} applied ${applied} of ${settings.migrations} migrations`);
-    return { method, rep, wallMs, applied, activitiesInHistory, perMigration };
+    return { method, rep, wallMs, applied, activitiesInHistory, batches, perMigration };
   } finally {
     project.cleanup();
     await database.drop();
   }
 }
 
-async function applyWithDbchange(project: BenchProject, temporal: BenchTemporal): Promise<{ activitiesInHistory: number; perMigration: TimeBreakdown }> {
+async function applyWithDbchange(project: BenchProject, temporal: BenchTemporal): Promise<{ activitiesInHistory: number; batches: number; perMigration: TimeBreakdown }> {
   const worker = await temporal.startWorker(project.config);
   try {
     const handle = await startPipeline(temporal.client, project.config, { requestedBy: 'bench', taskQueue: worker.taskQueue });
     const result = await handle.result();
     if (result.stage !== 'complete') throw new Error(`dbchange pipeline ended ${result.stage}: ${result.summary}`);
     const events = (await handle.fetchHistory()).events ?? [];
-    const activitiesInHistory = events.filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMigration').length;
+    const batchResults = completedResults(events, 'applyMigrations') as { outcomes: unknown[] }[];
+    const migrations = batchResults.reduce((sum, batch) => sum + batch.outcomes.length, 0);
     return {
-      activitiesInHistory,
-      perMigration: { precheckMs: medianActivityMs(events, 'precheckMigration'), applyMs: medianActivityMs(events, 'applyMigration'), dispatchMs: medianDispatchMs(events) },
+      activitiesInHistory: migrations,
+      batches: batchResults.length,
+      perMigration: { lintMs: totalActivityMs(events, 'lintPlan'), applyMs: totalActivityMs(events, 'applyMigrations') / Math.max(migrations, 1), dispatchMs: medianDispatchMs(events) },
     };
   } finally {
     await worker.stop();
@@ -137,18 +145,28 @@ type HistoryEvent = NonNullable<Awaited<ReturnType<Awaited<ReturnType<typeof sta
 const at = (event: HistoryEvent) => Number(event.eventTime?.seconds ?? 0) * 1_000 + (event.eventTime?.nanos ?? 0) / 1e6;
 const byEventId = (events: HistoryEvent[]) => new Map(events.map((event) => [String(event.eventId), event]));
 
-/** Median time from an activity's start to its completion, for one activity type, from the history's event times. */
-function medianActivityMs(events: HistoryEvent[], activityType: string): number {
+/** Each completed activity of one type, with its start and end events. */
+function completedActivities(events: HistoryEvent[], activityType: string): { started: HistoryEvent; completed: HistoryEvent }[] {
   const byId = byEventId(events);
-  const durations = events.flatMap((event) => {
+  return events.flatMap((event) => {
     const completed = event.activityTaskCompletedEventAttributes;
     if (!completed) return [];
     const scheduled = byId.get(String(completed.scheduledEventId));
     const started = byId.get(String(completed.startedEventId));
-    if (scheduled?.activityTaskScheduledEventAttributes?.activityType?.name !== activityType || !started) return [];
-    return [at(event) - at(started)];
+    return scheduled?.activityTaskScheduledEventAttributes?.activityType?.name === activityType && started ? [{ started, completed: event }] : [];
   });
-  return round(median(durations), 1);
+}
+
+/** Total time from start to completion of every activity of one type, from the history's event times. */
+function totalActivityMs(events: HistoryEvent[], activityType: string): number {
+  return round(completedActivities(events, activityType).reduce((sum, { started, completed }) => sum + at(completed) - at(started), 0), 1);
+}
+
+function completedResults(events: HistoryEvent[], activityType: string): unknown[] {
+  return completedActivities(events, activityType).map(({ completed }) => {
+    const data = completed.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+    return JSON.parse(Buffer.from(data ?? new Uint8Array()).toString('utf8'));
+  });
 }
 
 /** Median time from a task being scheduled to a worker starting it, over every workflow task and activity. */

@@ -25,7 +25,7 @@ const BATCH_LIMIT = 100;
  * A run hands over to a new one (continue-as-new) after this many events, or when Temporal suggests it: far below
  * the 10,240-event warning, so replaying a run (for a status query after a worker restart) stays quick.
  */
-export const EVENTS_PER_RUN = 2_000;
+export const EVENTS_PER_RUN = 1_000;
 
 export function runIsFull(): boolean {
   const info = workflowInfo();

@@ -43,6 +43,14 @@ export interface BenchProject {
 
 /** A one-environment dbchange project on `url` whose post-deploy folder holds `migrations` (file name → text). */
 export function writeProject(environment: string, url: string, migrations: Record<string, string>, lockTimeout = '200ms', approvers: Record<string, string[]> = {}): BenchProject {
+  return writeProjectOf({ [environment]: url }, migrations, [
+    `lockRetry: { lockTimeout: ${lockTimeout}, statementTimeout: 5m, maxWait: 10m }`,
+    ...(Object.keys(approvers).length ? ['approvers:', ...Object.entries(approvers).map(([user, roles]) => `  ${user}: [${roles.join(', ')}]`)] : []),
+  ]);
+}
+
+/** A project over `environments` (name → database URL, in order), with `extra` lines of dbchange.yaml. */
+export function writeProjectOf(environments: Record<string, string>, migrations: Record<string, string>, extra: string[] = []): BenchProject {
   const dir = mkdtempSync(join(tmpdir(), 'dbchange-bench-'));
   const migrationsDir = join(dir, 'db/post_migrate');
   mkdirSync(migrationsDir, { recursive: true });
@@ -51,10 +59,8 @@ export function writeProject(environment: string, url: string, migrations: Recor
     'migrations:',
     '  postDeploy: db/post_migrate',
     'environments:',
-    `  - name: ${environment}`,
-    `    databaseUrl: ${url}`,
-    `lockRetry: { lockTimeout: ${lockTimeout}, statementTimeout: 5m, maxWait: 10m }`,
-    ...(Object.keys(approvers).length ? ['approvers:', ...Object.entries(approvers).map(([user, roles]) => `  ${user}: [${roles.join(', ')}]`)] : []),
+    ...Object.entries(environments).flatMap(([name, url]) => [`  - name: ${name}`, `    databaseUrl: ${url}`]),
+    ...extra,
     '',
   ].join('\n');
   const configPath = join(dir, 'dbchange.yaml');

@@ -9,6 +9,10 @@ export interface BenchSettings {
   /** Change requests parked at an approval in the scale benchmark, and how many of them are then approved. */
   parked: number;
   approvals: number;
+  /** Migrations per environment in the history benchmark. */
+  historyMigrations: number;
+  /** How long the hold benchmark keeps a pipeline held by an incident. */
+  holdMinutes: number;
   /** Benchmarks to run (all when empty). */
   only: string[];
   /** Server where benchmark databases are created and dropped. */
@@ -22,6 +26,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     migrations: positive(env.BENCH_MIGRATIONS, 200),
     parked: positive(env.BENCH_PARKED, 1_000),
     approvals: positive(env.BENCH_APPROVALS, 200),
+    historyMigrations: positive(env.BENCH_HISTORY_MIGRATIONS, 3_000),
+    holdMinutes: positive(env.BENCH_HOLD_MINUTES, 10),
     only: (env.BENCH_ONLY ?? '').split(',').map((name) => name.trim()).filter(Boolean),
     adminUrl: env.DBCHANGE_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   };

@@ -31,7 +31,7 @@ export async function startBenchServers(): Promise<BenchServers> {
   return { standard, fast };
 }
 
-async function startBenchTemporal(dynamicConfig: Record<string, number | boolean>): Promise<BenchTemporal> {
+export async function startBenchTemporal(dynamicConfig: Record<string, number | boolean>): Promise<BenchTemporal> {
   const server = await startDevServer({ port: await freePort(), uiPort: await freePort(), quiet: true, dynamicConfig });
   const connection = await Connection.connect({ address: server.address });
   const nativeConnection = await NativeConnection.connect({ address: server.address });

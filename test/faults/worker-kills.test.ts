@@ -9,7 +9,11 @@ import { expectNoSecretsInHistories, faultSeed, seededRandom, sleep, startPrebun
 const ENVIRONMENTS = ['wkill-a', 'wkill-b', 'wkill-c'];
 const MIGRATION_COUNT = 20;
 const TRIALS = 20;
-/** Each migration sleeps, so a kill often lands inside one; its side effect row shows a second run if there ever was one. */
+/**
+ * Each migration sleeps, so a kill often lands inside one; its side effect row shows a second run if there ever was
+ * one. A batch (1.5 s budget) holds two of them, so a kill in a batch's second migration cuts a batch that already
+ * committed one: its retry must find that one applied.
+ */
 const MIGRATION_SLEEP_S = 1;
 const MAX_KILL_DELAY_MS = 2_000;
 /** How long a trial waits for a live worker to pick up a migration before it kills an idle one instead. */
@@ -24,6 +28,14 @@ const MIGRATIONS = Object.fromEntries(
     migration(`INSERT INTO kill_side_effects (version) VALUES ('${version}');\nSELECT pg_sleep(${MIGRATION_SLEEP_S});\nCREATE TABLE kill_step_${version} (id int);`),
   ]),
 );
+
+/** How many migration outcomes an activity result holds (a batch's), 0 for any other activity. */
+function resultOutcomes(result: { payloads?: { data?: Uint8Array | null }[] | null } | null | undefined): number {
+  const text = Buffer.from(result?.payloads?.[0]?.data ?? new Uint8Array()).toString('utf8');
+  if (!text.startsWith('{')) return 0; // void or a plain value
+  const parsed = JSON.parse(text) as { outcomes?: unknown[] };
+  return Array.isArray(parsed.outcomes) ? parsed.outcomes.length : 0;
+}
 
 describe('worker processes killed with SIGKILL at random points', () => {
   let stack: Stack;
@@ -83,7 +95,7 @@ describe('worker processes killed with SIGKILL at random points', () => {
       const applying = new Set(
         descriptions.flatMap((description) =>
           (description.raw.pendingActivities ?? [])
-            .filter((activity) => activity.activityType?.name === 'applyMigration' && activity.lastStartedTime)
+            .filter((activity) => activity.activityType?.name === 'applyMigrations' && activity.lastStartedTime)
             .map((activity) => Number.parseInt(activity.lastWorkerIdentity ?? '', 10)),
         ),
       );
@@ -141,11 +153,15 @@ describe('worker processes killed with SIGKILL at random points', () => {
     console.info(`worker kills: seed ${seed}: ${TRIALS} kills (${killsMidMigration} mid-migration), ${retried} migrations retried after a kill (${confirmedAfterCommit} of them had committed just before it), each applied once`);
     // The kills must have cut into work (an activity attempt started again), or this test proved nothing about retries.
     let restartedAttempts = 0;
+    let batchesOfSeveral = 0;
     for (const handle of handles) {
       const history = await handle.fetchHistory();
       restartedAttempts += (history.events ?? []).filter((event) => (event.activityTaskStartedEventAttributes?.attempt ?? 1) > 1).length;
+      batchesOfSeveral += (history.events ?? []).filter((event) => event.activityTaskCompletedEventAttributes && resultOutcomes(event.activityTaskCompletedEventAttributes.result) > 1).length;
     }
-    console.info(`worker kills: seed ${seed}: ${restartedAttempts} activity attempts (applies, prechecks, notifications) started again after a kill`);
+    // Batches of several migrations were applied, so kills cut into batches, not only into single migrations.
+    expect(batchesOfSeveral).toBeGreaterThan(0);
+    console.info(`worker kills: seed ${seed}: ${restartedAttempts} activity attempts (batches, listings, notifications) started again after a kill; ${batchesOfSeveral} batches settled several migrations`);
     expect(restartedAttempts).toBeGreaterThan(0);
     // Many kills must cut into a running migration (the rest land between migrations), and those show as retried.
     expect(killsMidMigration).toBeGreaterThanOrEqual(TRIALS / 4);
