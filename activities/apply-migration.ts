@@ -205,8 +205,7 @@ function invalidIndexFailure(context: ApplyContext, invalid: InvalidIndex[]): Ap
 /** Sets the short lock wait and the statement bound (for the transaction or the session), then runs each statement. */
 async function runStatements(attempt: Attempt, set: 'SET' | 'SET LOCAL', statements = attempt.statements): Promise<void> {
   const { client, context } = attempt;
-  await client.query(`${set} lock_timeout = ${Math.round(context.settings.lockTimeoutMs)}`);
-  await client.query(`${set} statement_timeout = ${Math.round(statementTimeoutOf(context))}`);
+  await client.query(`${set} lock_timeout = ${Math.round(context.settings.lockTimeoutMs)}; ${set} statement_timeout = ${Math.round(statementTimeoutOf(context))}`);
   for (const statement of statements) {
     throwIfStopped(context);
     await runStatement(client, context, statement);

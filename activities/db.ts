@@ -81,9 +81,17 @@ export class DatabasePools {
   }
 }
 
+/** True when the bookkeeping tables exist as this dbchange writes them: one light read, no DDL and no notices. */
+const BOOKKEEPING_READY_SQL = `
+SELECT to_regclass('${SCHEMA_MIGRATIONS_TABLE}') IS NOT NULL AND to_regclass('${CHANGE_LOG_TABLE}') IS NOT NULL
+   AND to_regclass('${LEDGER_TABLE}_version_idx') IS NOT NULL
+   AND EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '${LEDGER_TABLE}_outcome_check'
+                AND conrelid = to_regclass('${LEDGER_TABLE}') AND pg_get_constraintdef(oid) LIKE '%aborted%') AS ready`;
+
 /** Creates schema_migrations and the ledger if missing; callers hold the applier lock, so creators never race. */
 export async function ensureBookkeeping(client: pg.PoolClient | pg.Client): Promise<void> {
-  await client.query(CREATE_BOOKKEEPING_SQL);
+  const ready = await client.query<{ ready: boolean }>(BOOKKEEPING_READY_SQL);
+  if (!ready.rows[0]?.ready) await client.query(CREATE_BOOKKEEPING_SQL);
 }
 
 /** Runs `work` in a transaction that holds the applier lock, with the bookkeeping tables in place. */

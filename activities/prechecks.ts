@@ -30,21 +30,23 @@ export interface SqlToCheck {
 }
 
 export async function runPrechecks(pool: pg.Pool, sources: SqlToCheck[], statementTimeoutMs: number): Promise<PrecheckFinding[]> {
+  const checks: { where: string; change: SchemaChange; nonTransactional: boolean }[] = [];
+  for (const source of sources) {
+    for (const statement of await parseSchemaChanges(source.sql)) {
+      const line = (source.startLine ?? 1) + (source.sql.slice(0, statement.offset).match(/\n/g)?.length ?? 0);
+      for (const change of statement.changes) checks.push({ where: `${source.label}:${line}`, change, nonTransactional: statement.concurrently || source.transactional === false });
+    }
+  }
+  // Most statements have nothing to ask the data: then no connection, no transaction.
+  if (checks.length === 0) return [];
   const findings: PrecheckFinding[] = [];
   await withConnection(pool, async (client) => {
     // Read-only: a precheck can never change the database it looks at, whatever SQL it was given.
-    await client.query('BEGIN READ ONLY');
+    await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.max(1, Math.round(statementTimeoutMs))}`);
     try {
-      await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.round(statementTimeoutMs))}`);
-      for (const source of sources) {
-        for (const statement of await parseSchemaChanges(source.sql)) {
-          const line = (source.startLine ?? 1) + (source.sql.slice(0, statement.offset).match(/\n/g)?.length ?? 0);
-          for (const change of statement.changes) {
-            const where = `${source.label}:${line}`;
-            const finding = await guarded(client, where, statementTimeoutMs, () => checkChange(client, change, where, statement.concurrently || source.transactional === false));
-            if (finding) findings.push(finding);
-          }
-        }
+      for (const { where, change, nonTransactional } of checks) {
+        const finding = await guarded(client, where, statementTimeoutMs, () => checkChange(client, change, where, nonTransactional));
+        if (finding) findings.push(finding);
       }
     } finally {
       await client.query('ROLLBACK').catch(() => undefined);
