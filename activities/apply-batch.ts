@@ -43,6 +43,8 @@ export interface BatchContext {
   onLockRetry(): void;
   /** Heartbeats name the file being applied (the UI shows them on the pending activity). */
   heartbeat(fileName: string): void;
+  /** Each migration's outcome as it is settled (metrics and logs), whatever the batch's own end. */
+  onOutcome(outcome: MigrationOutcome): void;
 }
 
 export async function applyBatch(context: BatchContext, migrations: { version: string; checksum: string }[]): Promise<BatchResult> {
@@ -61,17 +63,17 @@ export async function applyBatch(context: BatchContext, migrations: { version: s
       );
       result.prechecks.push(...findings);
       if (describeBlocking(findings)) return { ...result, blocked: { version: migration.version, fileName: migration.fileName, findings } };
-      result.outcomes.push(
-        await applyMigrationOnce({
-          pool: context.pool,
-          migration,
-          settings: context.settings,
-          workflowId: context.workflowId,
-          stop: context.stop,
-          onWaiting: (waitingFor) => context.onWaiting(migration.version, waitingFor),
-          onLockRetry: context.onLockRetry,
-        }),
-      );
+      const outcome = await applyMigrationOnce({
+        pool: context.pool,
+        migration,
+        settings: context.settings,
+        workflowId: context.workflowId,
+        stop: context.stop,
+        onWaiting: (waitingFor) => context.onWaiting(migration.version, waitingFor),
+        onLockRetry: context.onLockRetry,
+      });
+      result.outcomes.push(outcome);
+      context.onOutcome(outcome);
     } catch (error) {
       if (index === 0 || error instanceof CancelledFailure) throw error;
       // Retryable: end here, and the next batch begins with this migration, retried as its first.

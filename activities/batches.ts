@@ -64,13 +64,13 @@ export function createBatchActivities(
               current = fileName;
               context.heartbeat({ applying: fileName });
             },
+            onOutcome: (outcome) => {
+              if (outcome.outcome === 'applied') recordMigrationApplied(input.environment, outcome.durationMs);
+              log.info(`${outcome.outcome} ${outcome.version} on ${input.environment}`, { environment: input.environment, version: outcome.version, durationMs: outcome.durationMs, lockRetries: outcome.lockRetries });
+            },
           },
           input.migrations,
         );
-        for (const outcome of result.outcomes) {
-          if (outcome.outcome === 'applied') recordMigrationApplied(input.environment, outcome.durationMs);
-          log.info(`${outcome.outcome} ${outcome.version} on ${input.environment}`, { environment: input.environment, version: outcome.version, durationMs: outcome.durationMs, lockRetries: outcome.lockRetries });
-        }
         return { ...result, prechecks: keepRecent(result.prechecks, RECENT_FINDINGS) };
       } catch (error) {
         throw await settleFailure(input.migrations[0]?.version ?? '', error, config.lockRetry.maxAttempts);

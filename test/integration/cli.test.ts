@@ -129,7 +129,7 @@ describe('the dbchange command, end to end with a worker process', () => {
       return current.status.stage === 'complete' && current;
     }, 'the pipeline to complete');
     expect(done.code).toBe(0);
-    expect(done.status).toMatchObject({ version: 1, kind: 'pdm', stage: 'complete', requestedBy: 'dave', packageVersion: '3.1.0' });
+    expect(done.status).toMatchObject({ version: 2, kind: 'pdm', stage: 'complete', requestedBy: 'dave', packageVersion: '3.1.0' });
     expect(done.status.results.map((result) => [result.environment, result.done, result.migrations.map((m) => `${m.version}:${m.outcome}`)])).toEqual(
       ENVIRONMENTS.map((environment) => [environment, true, [`${FIRST.version}:applied`, `${SECOND.version}:applied`]]),
     );
