@@ -78,26 +78,50 @@ async function describeMachine(adminUrl: string): Promise<Machine> {
 }
 
 function writeReadme(results: BenchResult[], machine: Machine, settings: BenchSettings, minutes: string): void {
-  const lines = [
-    TABLE_START,
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC in one run of \`npm run bench\` (${minutes} min), medians over ${settings.reps} repetitions${settings.reps < 5 ? ' (**a smoke run: fewer than 5 repetitions**)' : ''}${settings.blockerMs !== 10_000 ? `, blocker ${settings.blockerMs} ms (**not the 10 s of the goal**)` : ''}.`,
-    '',
-    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGb} GB memory, ${machine.os}; Node ${machine.node}; PostgreSQL ${machine.postgres}; ${machine.temporalCli.split('\n')[0]} (dev server, SQLite in memory). PostgreSQL, Temporal and the benchmark share the machine.`,
-    '',
-  ];
-  for (const result of results) {
-    lines.push(`### ${result.title}`, '', result.setup, '', `| method | ${result.columns.join(' | ')} |`, `|---|${result.columns.map(() => '---:').join('|')}|`);
-    for (const row of result.rows) lines.push(`| ${row.method} | ${result.columns.map((column) => row.medians[column]).join(' | ')} |`);
-    lines.push('', '| goal | measured | met |', '|---|---|---|');
-    for (const goal of result.goals) lines.push(`| ${goal.goal} | ${goal.measured} | ${goal.met ? 'met' : `**not met**${goal.limitedBy ? `: limited by ${goal.limitedBy}` : ''}`} |`);
-    lines.push('');
-  }
-  lines.push(TABLE_END);
   const current = readFileSync(README, 'utf8');
   const start = current.indexOf(TABLE_START);
   const end = current.indexOf(TABLE_END);
-  const next = start >= 0 && end > start ? `${current.slice(0, start)}${lines.join('\n')}${current.slice(end + TABLE_END.length)}` : `${current.trimEnd()}\n\n${lines.join('\n')}\n`;
+  const measuredAt = `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const partial = settings.only.length > 0 && settings.only.length < Object.keys(BENCHMARKS).length;
+  let block: string;
+  if (partial && start >= 0 && end > start) {
+    // A run of some benchmarks replaces only their sections: the others keep the full run they came from.
+    block = current.slice(start + TABLE_START.length, end);
+    const note = (result: BenchResult) => `Measured ${measuredAt} in a run of \`BENCH_ONLY=${settings.only.join(',')} npm run bench\` alone (${minutes} min), medians over ${result.reps} repetition${result.reps === 1 ? '' : 's'}, on the machine above.`;
+    for (const result of results) block = replaceSection(block, result.title, [note(result), '', ...sectionLines(result)]);
+  } else {
+    block = [
+      '',
+      `Measured ${measuredAt} in one run of \`npm run bench\` (${minutes} min), medians over ${settings.reps} repetitions${settings.reps < 5 ? ' (**a smoke run: fewer than 5 repetitions**)' : ''}${settings.blockerMs !== 10_000 ? `, blocker ${settings.blockerMs} ms (**not the 10 s of the goal**)` : ''}.`,
+      '',
+      `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGb} GB memory, ${machine.os}; Node ${machine.node}; PostgreSQL ${machine.postgres}; ${machine.temporalCli.split('\n')[0]} (dev server, SQLite in memory). PostgreSQL, Temporal and the benchmark share the machine.`,
+      '',
+      ...results.flatMap((result) => [`### ${result.title}`, '', ...sectionLines(result), '']),
+      '',
+    ].join('\n');
+  }
+  const table = `${TABLE_START}${block}${TABLE_END}`;
+  const next = start >= 0 && end > start ? `${current.slice(0, start)}${table}${current.slice(end + TABLE_END.length)}` : `${current.trimEnd()}\n\n${table}\n`;
   writeFileSync(README, next);
+}
+
+/** One benchmark's part of the table: its set-up, medians per method, and goals. */
+function sectionLines(result: BenchResult): string[] {
+  const lines = [result.setup, '', `| method | ${result.columns.join(' | ')} |`, `|---|${result.columns.map(() => '---:').join('|')}|`];
+  for (const row of result.rows) lines.push(`| ${row.method} | ${result.columns.map((column) => row.medians[column]).join(' | ')} |`);
+  lines.push('', '| goal | measured | met |', '|---|---|---|');
+  for (const goal of result.goals) lines.push(`| ${goal.goal} | ${goal.measured} | ${goal.met ? 'met' : `**not met**${goal.limitedBy ? `: limited by ${goal.limitedBy}` : ''}`} |`);
+  return lines;
+}
+
+/** Replaces the body of `### title` in `block` (up to the next heading), or adds the section at the end. */
+function replaceSection(block: string, title: string, body: string[]): string {
+  const heading = `\n### ${title}\n`;
+  const section = `${heading}\n${body.join('\n')}\n`;
+  const at = block.indexOf(heading);
+  if (at < 0) return `${block.trimEnd()}\n${section}\n`;
+  const nextHeading = block.indexOf('\n### ', at + heading.length);
+  return `${block.slice(0, at)}${section}${nextHeading < 0 ? '\n' : block.slice(nextHeading)}`;
 }
 
 main().catch((error: unknown) => {

@@ -3,13 +3,14 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { DbChangeConfig } from '../core/config';
 import { requireDatabaseUrl } from '../core/config';
 import { writeJsonLogLine } from './json-log';
+import { applyHeapDefaults, workflowMemoryOptions } from './memory-defaults';
 import { connectWorkerConnection, taskQueue } from './temporal';
 import { createDbChangeWorker } from './worker';
 
 export interface RunWorkerOptions {
   /** host:port for Prometheus metrics at /metrics; off when absent. */
   metricsAddress?: string;
-  /** Workflows kept in memory between their tasks (the SDK's default otherwise): fewer saves memory, costs a replay. */
+  /** Workflows kept in memory between their tasks (DEFAULT_MAX_CACHED_WORKFLOWS otherwise): fewer saves memory, costs a replay. */
   maxCachedWorkflows?: number;
 }
 
@@ -24,11 +25,13 @@ export function installRuntime(options: RunWorkerOptions): void {
 export async function runWorker(config: DbChangeConfig, options: RunWorkerOptions = {}, log: (line: string) => void = console.error): Promise<void> {
   // Fail at start, not at the first migration, when a database URL cannot be resolved here.
   for (const environment of config.environments) requireDatabaseUrl(environment);
+  // Before Worker.create: the workflow thread it starts takes the young-generation size set here.
+  const heapFlags = applyHeapDefaults();
   installRuntime(options);
   const { connection, namespace } = await connectWorkerConnection();
   const queue = taskQueue();
-  const { worker, close } = await createDbChangeWorker({ config, connection, namespace, taskQueue: queue, maxCachedWorkflows: options.maxCachedWorkflows });
-  log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}, workflow cache ${worker.options.maxCachedWorkflows}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
+  const { worker, close } = await createDbChangeWorker({ config, connection, namespace, taskQueue: queue, ...workflowMemoryOptions(options.maxCachedWorkflows) });
+  log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}, workflow cache ${worker.options.maxCachedWorkflows}${heapFlags.length ? `, V8 ${heapFlags.join(' ')}` : ''}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
   try {
     await worker.run();
   } finally {

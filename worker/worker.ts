@@ -28,6 +28,8 @@ export interface WorkerOptions {
   identity?: string;
   /** Workflows kept in memory between their tasks; the SDK's default scales with the heap (thousands). */
   maxCachedWorkflows?: number;
+  /** Workflow tasks in flight at once; the SDK's default is 40. */
+  maxConcurrentWorkflowTaskExecutions?: number;
 }
 
 export async function createDbChangeWorker(options: WorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
@@ -39,6 +41,7 @@ export async function createDbChangeWorker(options: WorkerOptions): Promise<{ wo
     taskQueue: options.taskQueue,
     ...(options.identity ? { identity: options.identity } : {}),
     ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
+    ...(options.maxConcurrentWorkflowTaskExecutions !== undefined ? { maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTaskExecutions } : {}),
     ...workflowCode(options.workflowBundle),
     activities: createActivities(options.config, pools, holds),
     // Migrations and QA commands are heavy; a few at a time per worker keeps databases and CPU calm.

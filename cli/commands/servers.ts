@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FAST_DISPATCH, startDevServer } from '../../worker/dev-server';
+import { DEFAULT_MAX_CACHED_WORKFLOWS } from '../../worker/memory-defaults';
 import { runWorker } from '../../worker/run-worker';
 import type { CommandContext } from '../context';
 import { CliError, EXIT, progress } from '../output';
@@ -12,7 +13,7 @@ export function registerServerCommands(program: Command, context: CommandContext
     .command('worker')
     .description('run a worker against the configured Temporal (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, temporal.toml profiles)')
     .option('--metrics-address <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
-    .option('--max-cached-workflows <n>', "workflows kept in memory between their tasks (default: the SDK's, which grows with the heap); fewer saves memory when many changes wait for approval, at the cost of a history replay when one of them moves")
+    .option('--max-cached-workflows <n>', `workflows kept in memory between their tasks (default: ${DEFAULT_MAX_CACHED_WORKFLOWS}); more saves a history replay when one of many active changes moves, at about 0.3 MB each`)
     .addHelpText(
       'after',
       '\nExample:\n  TEMPORAL_ADDRESS=temporal.internal:7233 dbchange worker --metrics-address 0.0.0.0:9464\n\nThe worker resolves database URLs from its own environment; they never enter workflow history.\nSIGINT/SIGTERM stop it gracefully: in-flight migrations finish or are retried by another worker.',

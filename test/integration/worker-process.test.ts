@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipeline } from '../../cli/pipeline-client';
+import { DEFAULT_MAX_CACHED_WORKFLOWS, DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS, HEAP_FLAGS } from '../../worker/memory-defaults';
 import { assertBuilt, runCli, startWorkerProcess, stopWorkerProcesses, type CliTarget, type WorkerProcess } from '../helpers/processes';
 import { ADMIN_URL, query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
 import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
 
 const ENVIRONMENT = 'drain-env';
+const cacheOf = (output: string) => Number(/workflow cache (\d+)/.exec(output)?.[1]);
 const SLOW_MIGRATION = migration("SELECT pg_sleep(2);\nCREATE TABLE drain_widgets (id bigint PRIMARY KEY);\nINSERT INTO drain_side_effects (note) VALUES ('ran');");
 
 describe('the worker process', () => {
@@ -57,12 +59,15 @@ describe('the worker process', () => {
     const worker = await startWorkerProcess(target, { args: ['--metrics-address', `127.0.0.1:${port}`] });
     workers.push(worker);
     expect(worker.output()).toContain(`metrics on http://127.0.0.1:${port}/metrics`);
+    const workflowSlots = /^temporal_worker_task_slots_available\{[^}]*worker_type="WorkflowWorker"[^}]*\} (\d+)$/m;
     const body = await eventually(async () => {
       const response = await fetch(`http://127.0.0.1:${port}/metrics`);
       const text = await response.text();
-      return response.ok && text.includes('temporal_') && text;
+      return response.ok && workflowSlots.test(text) && text;
     }, 'the metrics endpoint');
     expect(body).toMatch(/^temporal_\w+/m);
+    // With no flag for it, the SDK's core runs DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS workflow tasks at once, not its 40.
+    expect(Number(workflowSlots.exec(body)?.[1])).toBe(DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS);
     expect(await worker.kill('SIGTERM')).toBe(0);
   });
 
@@ -70,16 +75,22 @@ describe('the worker process', () => {
     const refused = await runCli(target, ['worker', '--max-cached-workflows', '1']);
     expect(refused.code).toBe(3);
     expect(refused.stderr).toContain('--max-cached-workflows must be a whole number of at least 2, not 1');
-    const cacheOf = (output: string) => Number(/workflow cache (\d+)/.exec(output)?.[1]);
     const bounded = await startWorkerProcess(target, { args: ['--max-cached-workflows', '2'] });
     workers.push(bounded);
     expect(cacheOf(bounded.output())).toBe(2);
     expect(await bounded.kill('SIGTERM')).toBe(0);
-    // Without the flag the SDK's own default applies, which grows with the heap.
+  });
+
+  it('with no flags gives the SDK a cache of 100 workflows and V8 its heap flags before the workflow thread starts; a flag in NODE_OPTIONS wins', async () => {
     const standard = await startWorkerProcess(target);
     workers.push(standard);
-    expect(cacheOf(standard.output())).toBeGreaterThan(2);
+    expect(cacheOf(standard.output())).toBe(DEFAULT_MAX_CACHED_WORKFLOWS);
+    expect(standard.output()).toContain(`V8 ${HEAP_FLAGS.join(' ')}`);
     expect(await standard.kill('SIGTERM')).toBe(0);
+    const ownHeap = await startWorkerProcess(target, { env: { NODE_OPTIONS: '--max-semi-space-size=8' } });
+    workers.push(ownHeap);
+    expect(ownHeap.output()).toMatch(/V8 --heap-growing-percent=20$/m);
+    expect(await ownHeap.kill('SIGTERM')).toBe(0);
   });
 
   it('replays the history it produced without nondeterminism', async () => {
