@@ -6,7 +6,7 @@ import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../c
 import { MigrationFileError } from '../core/migration-files';
 import { describeEdited } from '../core/pending';
 import { describePromotionMismatches } from '../core/promotion';
-import type { OutOfOrder, OutOfOrderPolicy } from '../core/out-of-order';
+import { outOfOrderFinding, type OutOfOrder, type OutOfOrderFinding, type OutOfOrderPolicy } from '../core/out-of-order';
 import type { AppQuery, CompatibilityResult } from '../core/compatibility';
 import type { PrecheckFinding } from '../core/prechecks';
 import type { MigrationOutcome, QaResult } from '../core/pipeline';
@@ -109,6 +109,24 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     return file;
   };
 
+  /** What runs next on `environment`; an edited file or a promotion mismatch is a non-retryable failure that says which. */
+  const pendingOn = async (environment: string): Promise<PendingMigration[]> => {
+    const report = await reviewPendingOn(config, pools, readMigrations(readMigrationDir), environmentNamed(environment));
+    if (report.edited.length > 0) {
+      throw ApplicationFailure.create({
+        type: APPLIED_MIGRATION_EDITED,
+        nonRetryable: true,
+        message: describeEdited(environment, report.edited),
+        details: report.edited,
+      });
+    }
+    // What ran before is what runs next: checked here, where the listed checksums become what is applied.
+    if (report.mismatches.length > 0) {
+      throw ApplicationFailure.create({ type: PROMOTED_MIGRATION_CHANGED, nonRetryable: true, message: describePromotionMismatches(report.mismatches), details: report.mismatches });
+    }
+    return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }) }));
+  };
+
   return {
     ...createBatchActivities(config, pools, environmentNamed, migrationFor),
 
@@ -157,21 +175,13 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
       });
     },
 
-    async listPendingMigrations(environment: string): Promise<PendingMigration[]> {
-      const report = await reviewPendingOn(config, pools, readMigrations(readMigrationDir), environmentNamed(environment));
-      if (report.edited.length > 0) {
-        throw ApplicationFailure.create({
-          type: APPLIED_MIGRATION_EDITED,
-          nonRetryable: true,
-          message: describeEdited(environment, report.edited),
-          details: report.edited,
-        });
-      }
-      // What ran before is what runs next: checked here, where the listed checksums become what is applied.
-      if (report.mismatches.length > 0) {
-        throw ApplicationFailure.create({ type: PROMOTED_MIGRATION_CHANGED, nonRetryable: true, message: describePromotionMismatches(report.mismatches), details: report.mismatches });
-      }
-      return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }) }));
+    listPendingMigrations: pendingOn,
+
+    /** The first look: how many are pending and which are out of order, without the whole list (thousands of files). */
+    async lookAtPending(environment: string): Promise<{ count: number; outOfOrder?: OutOfOrderFinding }> {
+      const pending = await pendingOn(environment);
+      const outOfOrder = outOfOrderFinding(environment, pending);
+      return { count: pending.length, ...(outOfOrder ? { outOfOrder } : {}) };
     },
 
     /** Records a migration as applied without running it (seed 004's mitigation for a failed DML migration). */

@@ -21,7 +21,7 @@ const { markMigrationComplete } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
-const { planPipeline, listPendingMigrations } = proxyActivities<DbChangeActivities>({
+const { planPipeline, listPendingMigrations, lookAtPending } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
@@ -96,19 +96,18 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
  */
 async function nothingPendingAnywhere(run: PipelineRun, plan: PipelinePlan, outOfOrder: OutOfOrderPolicy, requestedBy: string): Promise<boolean> {
   const { board } = run;
-  const firstLook: (PendingMigration[] | undefined)[] = [];
+  const firstLook: number[] = [];
   const late: OutOfOrderFinding[] = [];
   for (const environment of plan.environments) {
-    const pending = await resolvable(run, environment.name, CHECK_ACTIONS, () => listPendingMigrations(environment.name));
-    firstLook.push(pending);
-    const finding = outOfOrderFinding(environment.name, pending ?? []);
-    board.recordOutOfOrder(outOfOrder, environment.name, finding);
-    if (finding) late.push(finding);
+    const look = await resolvable(run, environment.name, CHECK_ACTIONS, () => lookAtPending(environment.name));
+    firstLook.push(look?.count ?? 0);
+    board.recordOutOfOrder(outOfOrder, environment.name, look?.outOfOrder);
+    if (look?.outOfOrder) late.push(look.outOfOrder);
   }
   // Announced after the first look, so the release manager hears of out-of-order versions before anything runs.
   const lateNote = late.length > 0 && outOfOrder !== 'allow' ? `; out of order (${outOfOrder}): ${describeOutOfOrder(late)}` : '';
   await announce('started', `${board.title()} started by ${requestedBy}${lateNote}`);
-  if (firstLook.some((pending) => pending?.length)) return false;
+  if (firstLook.some((count) => count > 0)) return false;
   board.finish('nothing-pending', 'nothing pending on any environment: nothing to do');
   await announce('finished', `${board.title()}: nothing pending on ${board.environmentList()}`);
   return true;
