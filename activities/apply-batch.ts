@@ -10,6 +10,8 @@ import type { MigrationFile } from '../core/migration-dir';
 import type { MigrationOutcome } from '../core/pipeline';
 import { describeBlocking, type PrecheckFinding } from '../core/prechecks';
 import { applyMigrationOnce, type ApplySettings } from './apply-migration';
+import { runsOn } from '../core/targets';
+import { recordWithoutRunning } from './db';
 import { runPrechecks } from './prechecks';
 import { stoppedByPerson } from './stop';
 
@@ -32,6 +34,11 @@ export interface CompletedBeforeFailure {
 
 export interface BatchContext {
   pool: pg.Pool;
+  /**
+   * The database's name (`main`, `ci`) in an environment of several: a migration whose header names other
+   * databases is skipped here. Undefined with one database, which holds every schema and runs everything.
+   */
+  database: string | undefined;
   settings: ApplySettings;
   precheckTimeoutMs: number;
   workflowId: string;
@@ -50,12 +57,20 @@ export interface BatchContext {
 export async function applyBatch(context: BatchContext, migrations: { version: string; checksum: string }[]): Promise<BatchResult> {
   const started = Date.now();
   const result: BatchResult = { outcomes: [], prechecks: [] };
+  const settle = (outcome: MigrationOutcome) => {
+    result.outcomes.push(outcome);
+    context.onOutcome(outcome);
+  };
   for (const [index, ref] of migrations.entries()) {
     if (index > 0 && Date.now() - started >= BATCH_BUDGET_MS) break;
     if (stoppedByPerson(context.stop)) throw new CancelledFailure('stopped between migrations; nothing more was applied');
     try {
       const migration = context.migrationFor(ref.version, ref.checksum);
       context.heartbeat(migration.fileName);
+      if (!runsOn(migration.databases, context.database)) {
+        settle(await skipHere(context, migration));
+        continue;
+      }
       const findings = await runPrechecks(
         context.pool,
         [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
@@ -72,8 +87,7 @@ export async function applyBatch(context: BatchContext, migrations: { version: s
         onWaiting: (waitingFor) => context.onWaiting(migration.version, waitingFor),
         onLockRetry: context.onLockRetry,
       });
-      result.outcomes.push(outcome);
-      context.onOutcome(outcome);
+      settle(outcome);
     } catch (error) {
       if (index === 0 || error instanceof CancelledFailure) throw error;
       // Retryable: end here, and the next batch begins with this migration, retried as its first.
@@ -82,6 +96,12 @@ export async function applyBatch(context: BatchContext, migrations: { version: s
     }
   }
   return result;
+}
+
+/** Recorded as done without running: GitLab's way for a migration restricted to other databases. */
+async function skipHere(context: BatchContext, migration: MigrationFile): Promise<MigrationOutcome> {
+  await recordWithoutRunning(context.pool, migration, { outcome: 'skipped', workflowId: context.workflowId });
+  return { version: migration.version, name: migration.name, outcome: 'skipped', durationMs: 0, attempts: 1, note: `runs only on ${migration.databases!.join(', ')}` };
 }
 
 function withCompleted(failure: ApplicationFailure, completed: MigrationOutcome[]): ApplicationFailure {

@@ -9,7 +9,7 @@ import type { MigrationOutcome } from '../core/pipeline';
 import { lineAt, splitStatements, type SqlStatement } from '../core/sql-statements';
 import { INVALID_INDEX_LEFT, STATEMENT_TIMED_OUT } from '../core/step-retries';
 import { blockersGone, describeBlocker, watchBlockers, type BlockingSession } from './blockers';
-import { APPLIER_LOCK_KEY, ensureBookkeeping, inApplierTransaction, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
+import { ensureBookkeeping, inApplierTransaction, RELEASE_SESSION_APPLIER_LOCK_SQL, TAKE_SESSION_APPLIER_LOCK_SQL, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
 import { dropStatement, findInvalidIndexes, newlyInvalid, type InvalidIndex } from './index-builds';
 import { cancelOnStop, stoppedByPerson } from './stop';
 
@@ -171,7 +171,7 @@ async function applyInTransaction(attempt: Attempt): Promise<Omit<MigrationOutco
 
 async function applyWithoutTransaction(attempt: Attempt): Promise<Omit<MigrationOutcome, 'durationMs'>> {
   const { client, context, builds } = attempt;
-  await client.query('SELECT pg_advisory_lock($1)', [APPLIER_LOCK_KEY]);
+  await client.query(TAKE_SESSION_APPLIER_LOCK_SQL);
   try {
     await ensureBookkeeping(client);
     if (await isApplied(client, context.migration.version)) return outcomeOf(attempt, 'already-applied');
@@ -188,7 +188,7 @@ async function applyWithoutTransaction(attempt: Attempt): Promise<Omit<Migration
     return { ...outcomeOf(attempt, 'applied'), ...(note ? { note } : {}) };
   } finally {
     await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
-    await client.query('SELECT pg_advisory_unlock($1)', [APPLIER_LOCK_KEY]).catch(() => undefined);
+    await client.query(RELEASE_SESSION_APPLIER_LOCK_SQL).catch(() => undefined);
   }
 }
 

@@ -1,7 +1,7 @@
 // The pipeline's migration activities: lint a plan at once, and apply it in batches (apply-batch.ts).
 import { readFileSync } from 'node:fs';
 import { Context, log } from '@temporalio/activity';
-import type { DbChangeConfig, EnvironmentConfig } from '../core/config';
+import type { DatabaseTarget, DbChangeConfig } from '../core/config';
 import type { LintFinding } from '../core/lint-rules';
 import type { MigrationFile } from '../core/migration-dir';
 import { keepRecent, RECENT_FINDINGS } from '../core/pipeline-record';
@@ -29,7 +29,7 @@ const HEARTBEAT_EVERY_MS = 1_000;
 export function createBatchActivities(
   config: DbChangeConfig,
   pools: DatabasePools,
-  environmentNamed: (name: string) => EnvironmentConfig,
+  targetNamed: (address: string) => DatabaseTarget,
   migrationFor: (ref: MigrationRef) => MigrationFile,
 ) {
   return {
@@ -44,15 +44,18 @@ export function createBatchActivities(
       return { count: findings.length, byRule, recent: keepRecent(findings, RECENT_FINDINGS) };
     },
 
-    /** Applies consecutive pending migrations of one environment; see apply-batch.ts for where a batch ends. */
+    /** Applies consecutive pending migrations of one database; see apply-batch.ts for where a batch ends. */
     async applyMigrations(input: { environment: string; migrations: { version: string; checksum: string }[] }): Promise<BatchResult> {
       const context = Context.current();
+      const target = targetNamed(input.environment);
       let current = input.migrations[0]?.version ?? '';
       const heartbeat = setInterval(() => context.heartbeat({ applying: current }), HEARTBEAT_EVERY_MS);
       try {
         const result = await applyBatch(
           {
-            pool: pools.pool(environmentNamed(input.environment)),
+            pool: pools.pool(target),
+            // An environment's only database is addressed by the environment's name, and runs every migration.
+            database: target.address === target.environment ? undefined : target.database,
             settings: config.lockRetry,
             precheckTimeoutMs: config.gates.precheckTimeoutMs,
             workflowId: context.info.workflowExecution?.workflowId ?? '',

@@ -274,16 +274,27 @@ export interface RehearsalReport {
  * before it, and the locks each step took are read from pg_locks before the next runs. Nothing is committed.
  */
 export async function rehearseSteps(
-  pool: pg.Pool,
+  /** The step's database; `label` names it in the locks when the environment has several. */
+  databaseOf: (step: ChangeStep) => { pool: pg.Pool; label?: string },
   environment: string,
   phases: { phase: Phase; steps: ChangeStep[] }[],
   settingsOf: (step: ChangeStep) => LockSettings,
 ): Promise<RehearsalReport> {
   const report: RehearsalReport = { environment, steps: [] };
-  const client = await pool.connect();
+  // One rolled-back transaction per database the steps touch (an environment may have several, e.g. main and ci).
+  const sessions = new Map<pg.Pool, { client: pg.PoolClient; held: string[] }>();
+  const sessionFor = async (pool: pg.Pool) => {
+    let session = sessions.get(pool);
+    if (!session) {
+      const client = await pool.connect();
+      session = { client, held: [] };
+      sessions.set(pool, session);
+      await client.query('BEGIN');
+      session.held = await locksHeld(client);
+    }
+    return session;
+  };
   try {
-    await client.query('BEGIN');
-    let held = await locksHeld(client);
     for (const { phase, steps } of phases) {
       const checks: CheckResults = {};
       for (const step of steps) {
@@ -295,14 +306,18 @@ export async function rehearseSteps(
         else {
           const started = Date.now();
           try {
+            const { pool, label } = databaseOf(step);
+            const session = await sessionFor(pool);
+            const { client } = session;
             const settings = settingsOf(step);
             await client.query(`SET LOCAL lock_timeout = ${Math.round(settings.lockTimeoutMs)}; SET LOCAL statement_timeout = ${Math.round(settings.statementTimeoutMs)}`);
             const check = step.kind === 'sql' ? await runStepStatements({ client, pool, step, settings }) : await queryCheck(client, step);
             if (check) checks[step.id] = check.passed ? 'passed' : 'failed';
             const now = await locksHeld(client);
             const outcome = !check ? 'rehearsed' : check.passed ? 'passed' : 'failed';
-            report.steps.push({ phase, id: step.id, kind: step.kind, outcome, durationMs: Date.now() - started, locks: now.filter((lock) => !held.includes(lock)), note: check?.observed });
-            held = now;
+            const on = label ? `${label}: ` : '';
+            report.steps.push({ phase, id: step.id, kind: step.kind, outcome, durationMs: Date.now() - started, locks: now.filter((lock) => !session.held.includes(lock)).map((lock) => `${on}${lock}`), note: check?.observed });
+            session.held = now;
           } catch (error) {
             const message = error instanceof StatementFailed ? error.failure.message : error instanceof Error ? error.message : String(error);
             report.steps.push({ phase, id: step.id, kind: step.kind, outcome: 'failed', durationMs: Date.now() - started, locks: [], note: message });
@@ -312,8 +327,10 @@ export async function rehearseSteps(
       }
     }
   } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
+    for (const { client } of sessions.values()) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
   }
   return report;
 }

@@ -1,7 +1,6 @@
 // Reads what drift compares: schema_migrations and the catalog (tables, columns, constraints, indexes, triggers).
 import type pg from 'pg';
-import type { DbChangeConfig } from '../core/config';
-import { selectEnvironments } from '../core/config';
+import { resolveTarget, type DbChangeConfig } from '../core/config';
 import { compareSnapshots, type DriftReport, type SchemaSnapshot } from '../core/drift';
 import { readMigrationDir } from '../core/migration-dir';
 import { DatabasePools, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE } from './db';
@@ -44,10 +43,10 @@ export async function readSchemaSnapshot(db: pg.Pool | pg.ClientBase): Promise<S
   return { versions, catalog };
 }
 
-/** Compares two environments of the project: versions split into regular and post-deploy by the post-deploy folder. */
+/** Compares two databases of the project (by address): versions split into regular and post-deploy by the post-deploy folder. */
 export async function driftBetween(config: DbChangeConfig, pools: DatabasePools, first: string, second: string): Promise<DriftReport> {
-  const [a] = selectEnvironments(config, [first]);
-  const [b] = selectEnvironments(config, [second]);
+  const a = resolveTarget(config, first);
+  const b = resolveTarget(config, second);
   const postDeployVersions = new Set(readMigrationDir(config.migrations.postDeploy).map((migration) => migration.version));
   const [left, right] = await Promise.all([readSchemaSnapshot(pools.pool(a)), readSchemaSnapshot(pools.pool(b))]);
   return compareSnapshots(first, left, second, right, postDeployVersions);

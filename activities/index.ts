@@ -1,7 +1,8 @@
-// Every side effect the workflows need. Workflows pass environment names; connection strings stay here.
+// Every side effect the workflows need. Workflows pass environment names and target addresses (`staging`,
+// `staging/ci`); connection strings stay here.
 import { existsSync } from 'node:fs';
 import { ApplicationFailure, CompleteAsyncError, Context } from '@temporalio/activity';
-import { selectEnvironments, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
+import { databasePairs, resolveTarget, selectEnvironments, type DatabaseTarget, type DbChangeConfig, type EnvironmentConfig } from '../core/config';
 import { readMigrationDir, readMigrationVersion, type MigrationFile } from '../core/migration-dir';
 import { MigrationFileError } from '../core/migration-files';
 import { describeEdited } from '../core/pending';
@@ -15,8 +16,10 @@ import { driftBetween } from './drift';
 import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
 import { createBatchActivities, type MigrationRef } from './batches';
+import { createFleetActivities } from './fleet-rollout';
+import type { FleetConfig, FleetPlan } from '../core/fleet';
 import { whileHeartbeating } from './heartbeat';
-import { DatabasePools, inApplierTransaction, LEDGER_TABLE, SCHEMA_MIGRATIONS_TABLE, withConnection } from './db';
+import { DatabasePools, recordWithoutRunning } from './db';
 import { postNotification, type Notification } from './notify';
 import { runProductionChecks, type ProductionCheckResult } from './production-checks';
 import { HoldWatcher, type HoldRequest } from './production-holds';
@@ -26,6 +29,8 @@ import { reviewPendingOn } from './pending-review';
 import { ChangeRequestError, type ChangeRequest, type ChangeStep, type CheckStep, type SqlStep } from '../core/change-request';
 import { checkChangeRequestText } from '../core/change-request-file';
 import { requiredApprovals, stepSettings, type LockSettings } from '../core/change-steps';
+import { checkChangeTargets, stepDatabase } from '../core/change-targets';
+import { environmentOf } from '../core/targets';
 import { ConfigError } from '../core/config';
 import { rehearseSteps, runCheckStep, runSqlStep, type CheckResult, type RehearsalReport, type SqlStepResult, type StepRun } from './change-steps';
 
@@ -36,7 +41,8 @@ export const MIGRATION_NOT_FOUND = 'MigrationNotFound';
 
 /** The part of the config a pipeline needs in its history: names, gates and timings, no secrets. */
 export interface PipelinePlan {
-  environments: { name: string; qa: boolean; approval?: { roles: string[]; timeoutMs: number } }[];
+  /** `targets`: the addresses of each environment's databases, in order (absent in plans made before there were several). */
+  environments: { name: string; qa: boolean; approval?: { roles: string[]; timeoutMs: number }; targets?: string[]; fleet?: FleetPlan }[];
   approvers: Record<string, string[]>;
   recheckIntervalMs: number;
   /** Whether the project lists its application's queries, so the compatibility gate has something to check. */
@@ -77,6 +83,14 @@ export type { MigrationRef } from './batches';
 
 export function createActivities(config: DbChangeConfig, pools = new DatabasePools(), holds = new HoldWatcher(config.changeLocks)) {
   const environmentNamed = (name: string): EnvironmentConfig => selectEnvironments(config, [name])[0];
+  const targetNamed = (address: string): DatabaseTarget => asNonRetryable(() => resolveTarget(config, address));
+
+  /** The database a change request's step runs on in `environment` (planChangeRequest checked that there is one). */
+  const stepTarget = (environment: string, step: Pick<ChangeStep, 'database'>): DatabaseTarget => {
+    const target = stepDatabase(environmentNamed(environment), step);
+    if (!target) throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `environment ${environment} has no database for this step${step.database ? ` ("${step.database}")` : ''}; set database: in the change request` });
+    return target;
+  };
 
   /** Reads migration files, turning a bad file into a non-retryable failure that names it. */
   const readMigrations = <T>(read: (dir: string) => T): T => {
@@ -109,9 +123,12 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     return file;
   };
 
-  /** What runs next on `environment`; an edited file or a promotion mismatch is a non-retryable failure that says which. */
+  /** What runs next on a database; an edited file or a promotion mismatch is a non-retryable failure that says which. */
   const pendingOn = async (environment: string): Promise<PendingMigration[]> => {
-    const report = await reviewPendingOn(config, pools, readMigrations(readMigrationDir), environmentNamed(environment));
+    const target = targetNamed(environment);
+    const files = readMigrations(readMigrationDir);
+    checkDatabaseNames(config, files);
+    const report = await reviewPendingOn(config, pools, files, target);
     if (report.edited.length > 0) {
       throw ApplicationFailure.create({
         type: APPLIED_MIGRATION_EDITED,
@@ -128,7 +145,8 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
   };
 
   return {
-    ...createBatchActivities(config, pools, environmentNamed, migrationFor),
+    ...createBatchActivities(config, pools, targetNamed, migrationFor),
+    ...createFleetActivities({ config, pools, environmentNamed, readFiles: () => readMigrations(readMigrationDir) }),
 
     async planPipeline(requested: string[] | undefined): Promise<PipelinePlan> {
       return {
@@ -136,6 +154,8 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
           name: environment.name,
           qa: Boolean(environment.qa),
           approval: environment.approval,
+          targets: environment.databases.map((target) => target.address),
+          ...(environment.fleet ? { fleet: fleetPlanOf(environment.fleet) } : {}),
         })),
         approvers: config.approvers,
         recheckIntervalMs: config.recheckIntervalMs,
@@ -145,16 +165,32 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
       };
     },
 
-    /** The same prechecks for any SQL, e.g. a change request's steps: findings with severity block or warn. */
+    /** The same prechecks for any SQL, e.g. a change request's steps, each on its database: findings with severity block or warn. */
     async precheckSql(input: { environment: string; sources: SqlToCheck[] }): Promise<PrecheckFinding[]> {
-      return runPrechecks(pools.pool(environmentNamed(input.environment)), input.sources, config.gates.precheckTimeoutMs);
+      const byTarget = new Map<DatabaseTarget, SqlToCheck[]>();
+      for (const source of input.sources) {
+        const target = stepTarget(input.environment, source);
+        byTarget.set(target, [...(byTarget.get(target) ?? []), source]);
+      }
+      const findings: PrecheckFinding[] = [];
+      for (const [target, sources] of byTarget) findings.push(...(await runPrechecks(pools.pool(target), sources, config.gates.precheckTimeoutMs)));
+      return findings;
     },
 
-    /** Regular migrations run on `previous` but not on `environment`, or the other way round: drift the pipeline must not promote past. */
+    /**
+     * Regular migrations run on `previous` but not on `environment`, or the other way round: drift the pipeline must
+     * not promote past. Each database is compared with its counterpart; with several, each difference names its database.
+     */
     async compareRegularMigrations(input: { previous: string; environment: string }): Promise<string[]> {
       return whileHeartbeating(async () => {
         try {
-          return describeRegularDrift(await driftBetween(config, pools, input.previous, input.environment));
+          const pairs = databasePairs(environmentNamed(input.previous), environmentNamed(input.environment));
+          const differences: string[] = [];
+          for (const [previous, target] of pairs) {
+            const found = describeRegularDrift(await driftBetween(config, pools, previous.address, target.address));
+            differences.push(...(pairs.length > 1 ? found.map((difference) => `${target.database}: ${difference}`) : found));
+          }
+          return differences;
         } catch (error) {
           if (error instanceof MigrationFileError) throw ApplicationFailure.create({ type: INVALID_MIGRATION_FILE, nonRetryable: true, message: error.message });
           throw error;
@@ -165,7 +201,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     /** EXPLAINs the running application's queries against an environment; failures name the query and the error. */
     async checkCompatibility(environment: string): Promise<CompatibilityResult> {
       return whileHeartbeating(async () => {
-        const pool = pools.pool(environmentNamed(environment));
+        const pool = pools.pool(targetNamed(environment));
         const { queries: file, pgStatStatements } = config.gates.compatibility;
         if (file && !existsSync(file)) {
           throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `gates.compatibility.queries: ${file} not found; point it at the file of the application's queries` });
@@ -188,17 +224,8 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     async markMigrationComplete(ref: MigrationRef & { decidedBy: string }): Promise<MigrationOutcome> {
       const migration = migrationFor(ref);
       const started = Date.now();
-      await withConnection(pools.pool(environmentNamed(ref.environment)), (client) =>
-        inApplierTransaction(client, async () => {
-          const inserted = await client.query(`INSERT INTO ${SCHEMA_MIGRATIONS_TABLE} (version) VALUES ($1) ON CONFLICT DO NOTHING`, [migration.version]);
-          if ((inserted.rowCount ?? 0) === 0) return; // already recorded by an earlier attempt
-          await client.query(
-            `INSERT INTO ${LEDGER_TABLE} (version, name, checksum, outcome, started_at, duration_ms, workflow_id, decided_by)
-             VALUES ($1, $2, $3, 'marked-complete', now(), 0, $4, $5)`,
-            [migration.version, migration.name, migration.checksum, Context.current().info.workflowExecution?.workflowId ?? '', ref.decidedBy],
-          );
-        }),
-      );
+      const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+      await recordWithoutRunning(pools.pool(targetNamed(ref.environment)), migration, { outcome: 'marked-complete', workflowId, decidedBy: ref.decidedBy });
       return { version: migration.version, name: migration.name, outcome: 'marked-complete', durationMs: Date.now() - started, attempts: 1 };
     },
 
@@ -215,7 +242,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     },
 
     async runQaGate(environment: string): Promise<QaResult> {
-      const qa = environmentNamed(environment).qa;
+      const qa = environmentNamed(environmentOf(environment)).qa;
       if (!qa) throw ApplicationFailure.create({ nonRetryable: true, message: `environment ${environment} has no qa command` });
       return runQaCommand(qa.command, qa.timeoutMs, environment, config.path);
     },
@@ -227,7 +254,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         if (checked.checksum !== input.checksum) {
           throw new ChangeRequestError(input.file, [`checksum ${input.checksum} does not match the content (sha256 ${checked.checksum}); start the change from the file with \`dbchange cr execute\``]);
         }
-        selectEnvironments(config, checked.changeRequest.environments);
+        checkChangeTargets(config, input.file, checked.changeRequest);
         return {
           changeRequest: checked.changeRequest,
           checksum: checked.checksum,
@@ -253,21 +280,25 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         onWaiting: (waitingFor: string | undefined) => reportProgress({ step: input.step.id, waitingFor }),
       };
       try {
-        return await whileHeartbeating(() => runSqlStep(pools.pool(environmentNamed(input.run.environment)), input.run, input.step, input.settings, control));
+        return await whileHeartbeating(() => runSqlStep(pools.pool(stepTarget(input.run.environment, input.step)), input.run, input.step, input.settings, control));
       } catch (error) {
         throw await settleFailure(input.step.id, error, config.lockRetry.maxAttempts);
       }
     },
 
     async runChangeCheck(input: { environment: string; step: CheckStep; settings: LockSettings }): Promise<CheckResult> {
-      return runCheckStep(pools.pool(environmentNamed(input.environment)), input.step, input.settings);
+      return runCheckStep(pools.pool(stepTarget(input.environment, input.step)), input.step, input.settings);
     },
 
     /** The dry run of one environment: the steps, then the rollback, in one transaction that is rolled back. */
     async rehearseChange(input: { environment: string; steps: ChangeStep[]; rollback: ChangeStep[]; settings: LockSettings }): Promise<RehearsalReport> {
       const settingsOf = (step: ChangeStep) => (step.kind === 'sql' ? stepSettings(input.settings, {}, step) : input.settings);
       const phases = [{ phase: 'execute' as const, steps: input.steps }, { phase: 'rollback' as const, steps: input.rollback }];
-      return whileHeartbeating(() => rehearseSteps(pools.pool(environmentNamed(input.environment)), input.environment, phases, settingsOf));
+      const databaseOf = (step: ChangeStep) => {
+        const target = stepTarget(input.environment, step);
+        return { pool: pools.pool(target), label: target.address === target.environment ? undefined : target.database };
+      };
+      return whileHeartbeating(() => rehearseSteps(databaseOf, input.environment, phases, settingsOf));
     },
 
     async notify(notification: Notification): Promise<void> {
@@ -277,3 +308,35 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
 }
 
 export type DbChangeActivities = ReturnType<typeof createActivities>;
+
+/** What a rollout needs of a fleet's config in its history: waves and limits, not the source (it may hold a URL). */
+function fleetPlanOf(fleet: FleetConfig): FleetPlan {
+  const { waves, concurrency, haltAfterFailures, approvalBetweenWaves } = fleet;
+  return { waves, concurrency, haltAfterFailures, ...(approvalBetweenWaves ? { approvalBetweenWaves } : {}) };
+}
+
+/** A target that dbchange.yaml does not have cannot appear by retrying: fail once, with the message that says why. */
+function asNonRetryable<T>(resolve: () => T): T {
+  try {
+    return resolve();
+  } catch (error) {
+    if (error instanceof ConfigError) throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: error.problems.join('; ') });
+    throw error;
+  }
+}
+
+/** A `-- dbchange:databases` header naming a database that a decomposed environment lacks is a typo: it would run nowhere. */
+function checkDatabaseNames(config: DbChangeConfig, files: MigrationFile[]): void {
+  for (const environment of config.environments.filter((item) => item.databases.length > 1)) {
+    const known = environment.databases.map((target) => target.database);
+    for (const file of files) {
+      const unknown = (file.databases ?? []).filter((name) => !known.includes(name));
+      if (unknown.length === 0) continue;
+      throw ApplicationFailure.create({
+        type: INVALID_MIGRATION_FILE,
+        nonRetryable: true,
+        message: `${file.fileName}: -- dbchange:databases names ${unknown.join(', ')}, which environment ${environment.name} does not have (its databases: ${known.join(', ')}); fix the header`,
+      });
+    }
+  }
+}

@@ -3,7 +3,7 @@ import { log } from '@temporalio/activity';
 
 export interface Notification {
   text: string;
-  event: 'started' | 'environment-done' | 'blocked' | 'finished' | 'waiting' | 'rolling-back';
+  event: 'started' | 'environment-done' | 'wave-done' | 'blocked' | 'finished' | 'waiting' | 'rolling-back';
   workflowId: string;
   environment?: string;
 }

@@ -1,6 +1,6 @@
 // Reads the ledgers a promotion check needs: the worker's, before each environment; the CLI's, before it starts a pipeline.
 import pg from 'pg';
-import type { DbChangeConfig, EnvironmentConfig } from '../core/config';
+import { counterpartIn, selectEnvironments, type DatabaseTarget, type DbChangeConfig } from '../core/config';
 import type { MigrationFile } from '../core/migration-dir';
 import { environmentsBefore, reviewEnvironment, type EnvironmentReview, type LedgerReading } from '../core/promotion';
 import { readAppliedState, type DatabasePools } from './db';
@@ -9,27 +9,37 @@ import { readAppliedState, type DatabasePools } from './db';
 const UP_FRONT_CONNECT_TIMEOUT_MS = 5_000;
 const UP_FRONT_QUERY_TIMEOUT_MS = 10_000;
 
-/** The environment's own ledger and every earlier one's (dbchange.yaml order): a worker must be able to read them all. */
-export async function reviewPendingOn(config: DbChangeConfig, pools: DatabasePools, files: MigrationFile[], environment: EnvironmentConfig): Promise<EnvironmentReview<MigrationFile>> {
-  const earlier = environmentsBefore(config.environments, environment.name);
-  const [own, ...before] = await Promise.all([environment, ...earlier].map((item) => readAppliedState(pools.pool(item))));
+/**
+ * The database's own ledger and that of the same database (by name) on every earlier environment (dbchange.yaml
+ * order): a worker must be able to read them all.
+ */
+export async function reviewPendingOn(config: DbChangeConfig, pools: DatabasePools, files: MigrationFile[], target: DatabaseTarget): Promise<EnvironmentReview<MigrationFile>> {
+  const earlier = earlierCounterparts(config, target);
+  const [own, ...before] = await Promise.all([target, ...earlier].map((item) => readAppliedState(pools.pool(item))));
   return reviewEnvironment(
     files,
-    environment.name,
+    target.address,
     own,
-    earlier.map((item, index) => ({ environment: item.name, state: before[index] })),
+    earlier.map((item, index) => ({ environment: item.address, state: before[index] })),
   );
 }
 
-/** Every configured environment's ledger that this process can read; the others name why not (a variable not set here, no connection). */
-export async function readLedgersUpFront(environments: EnvironmentConfig[]): Promise<LedgerReading[]> {
+/** The same database on the environments before this one: what ran there is what runs here. */
+export function earlierCounterparts(config: DbChangeConfig, target: DatabaseTarget): DatabaseTarget[] {
+  const count = selectEnvironments(config, [target.environment])[0].databases.length;
+  return environmentsBefore(config.environments, target.environment).flatMap((environment) => counterpartIn(environment, target, count) ?? []);
+}
+
+/** Every given database's ledger that this process can read; the others name why not (a variable not set here, no connection). */
+export async function readLedgersUpFront(targets: DatabaseTarget[]): Promise<LedgerReading[]> {
   return Promise.all(
-    environments.map(async (environment): Promise<LedgerReading> => {
-      if (!environment.databaseUrl) {
-        return { environment: environment.name, unreadable: `${environment.missingVariables.map((name) => `\${${name}}`).join(', ')} not set here` };
+    targets.map(async (target): Promise<LedgerReading> => {
+      const label = { environment: target.address, database: target.database };
+      if (!target.url) {
+        return { ...label, unreadable: `${target.missingVariables.map((name) => `\${${name}}`).join(', ')} not set here` };
       }
       const client = new pg.Client({
-        connectionString: environment.databaseUrl,
+        connectionString: target.url,
         application_name: 'dbchange',
         connectionTimeoutMillis: UP_FRONT_CONNECT_TIMEOUT_MS,
         query_timeout: UP_FRONT_QUERY_TIMEOUT_MS,
@@ -38,9 +48,9 @@ export async function readLedgersUpFront(environments: EnvironmentConfig[]): Pro
       client.on('error', () => undefined);
       try {
         await client.connect();
-        return { environment: environment.name, state: await readAppliedState(client) };
+        return { ...label, state: await readAppliedState(client) };
       } catch (error) {
-        return { environment: environment.name, unreadable: unreadableReason(error) };
+        return { ...label, unreadable: unreadableReason(error) };
       } finally {
         await client.end().catch(() => undefined);
       }

@@ -27,6 +27,8 @@ export interface SqlToCheck {
   startLine?: number;
   /** false for a migration that runs without a transaction: a statement failing part-way is not rolled back. */
   transactional?: boolean;
+  /** A change request step's `database:`, in an environment of several. */
+  database?: string;
 }
 
 export async function runPrechecks(pool: pg.Pool, sources: SqlToCheck[], statementTimeoutMs: number): Promise<PrecheckFinding[]> {

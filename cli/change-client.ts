@@ -5,7 +5,8 @@ import { parseDocument, stringify } from 'yaml';
 import type { ChangeRequestFile } from '../core/change-request-file';
 import { CHANGE_REQUEST_WORKFLOW_TYPE, changeWorkflowId, FINAL_CHANGE_STAGES, type ChangeRequestInput, type ChangeRequestStatus } from '../core/change-status';
 import { requiredApprovals } from '../core/change-steps';
-import { selectEnvironments, type DbChangeConfig } from '../core/config';
+import type { DbChangeConfig } from '../core/config';
+import { checkChangeTargets } from '../core/change-targets';
 import type { RollbackRequest } from '../core/decisions';
 import { changeStatus, rollbackUpdate, type DecisionAnswer } from '../workflows/messages';
 import type { changeRequest } from '../workflows/change-request';
@@ -19,7 +20,7 @@ export function changeWorkflowIdOf(idOrWorkflowId: string): string {
 /** Starts `cr-<id>` (or `cr-<id>-dry-run`); refuses, naming it, if that change is already running. */
 export async function startChangeRequest(client: Client, config: DbChangeConfig, file: ChangeRequestFile, options: { dryRun?: boolean; taskQueue: string }): Promise<WorkflowHandle<typeof changeRequest>> {
   const cr = file.changeRequest;
-  selectEnvironments(config, cr.environments);
+  checkChangeTargets(config, file.file, cr);
   const workflowId = changeWorkflowId(cr.id, options.dryRun);
   const input: ChangeRequestInput = { file: file.file, content: file.content, checksum: file.checksum, dryRun: options.dryRun || undefined };
   const approvals = requiredApprovals(cr.criticality, config.changeRequests.approvals);

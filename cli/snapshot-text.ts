@@ -1,6 +1,7 @@
 // A pipeline snapshot as a release manager reads it: where it stands, each migration, QA, every decision.
 import { describeOutOfOrder } from '../core/out-of-order';
-import type { PipelineStatus } from '../core/pipeline';
+import type { FleetStatus } from '../core/fleet-progress';
+import type { PipelineStatus, TargetResult } from '../core/pipeline';
 
 export function describeProgress(snapshot: PipelineStatus): string {
   const where = [snapshot.environment, snapshot.migration && `migration ${snapshot.migration.index} of ${snapshot.migration.total} (${snapshot.migration.version})`]
@@ -19,12 +20,13 @@ export function snapshotLines(workflowId: string, snapshot: PipelineStatus): str
   if (snapshot.outOfOrder) lines.push(`  out of order (${snapshot.outOfOrder.policy}): ${describeOutOfOrder(snapshot.outOfOrder.environments)}`);
   for (const environment of snapshot.results) {
     lines.push(`  ${environment.environment}${environment.done ? '' : ' (not finished)'}: ${describeCounts(environment.counts)}`);
-    const handled = Object.values(environment.counts ?? {}).reduce((sum, count) => sum + count, 0);
-    if (handled > environment.migrations.length) lines.push(`    … the last ${environment.migrations.length} (every one: \`dbchange migrations status VERSION\`, or the ledger dbchange_migration_log):`);
-    for (const migration of environment.migrations) {
-      const retries = migration.lockRetries ? `, ${migration.lockRetries} lock retries` : '';
-      lines.push(`    ${migration.version}_${migration.name}: ${migration.outcome} in ${migration.durationMs} ms${retries}${migration.note ? ` (${migration.note})` : ''}`);
-    }
+    if (environment.fleet) lines.push(...fleetLines(environment.fleet));
+    if (environment.databases) {
+      for (const database of environment.databases) {
+        lines.push(`    ${database.database}: ${describeCounts(database.counts)}`);
+        lines.push(...outcomeLines(database, '      '));
+      }
+    } else lines.push(...outcomeLines(environment, '    '));
     if (environment.qa) {
       const qa = environment.qa;
       const lastLine = qa.outputTail.trim().split('\n').pop() ?? '';
@@ -40,5 +42,31 @@ export function snapshotLines(workflowId: string, snapshot: PipelineStatus): str
   }
   if (snapshot.lastError && snapshot.stage === 'blocked') lines.push(`  last error: ${snapshot.lastError}`);
   if ((snapshot.run ?? 1) > 1) lines.push(`  run ${snapshot.run} of the workflow (a long pipeline continues as new to stay within Temporal's history limits)`);
+  return lines;
+}
+
+/** One database's recent outcomes, and where to read the others. */
+function outcomeLines(result: TargetResult, indent: string): string[] {
+  const lines: string[] = [];
+  const handled = Object.values(result.counts ?? {}).reduce((sum, count) => sum + count, 0);
+  if (handled > result.migrations.length && result.migrations.length > 0) lines.push(`${indent}… the last ${result.migrations.length} (every one: \`dbchange migrations status VERSION\`, or the ledger dbchange_migration_log):`);
+  for (const migration of result.migrations) {
+    const retries = migration.lockRetries ? `, ${migration.lockRetries} lock retries` : '';
+    lines.push(`${indent}${migration.version}_${migration.name}: ${migration.outcome} in ${migration.durationMs} ms${retries}${migration.note ? ` (${migration.note})` : ''}`);
+  }
+  return lines;
+}
+
+/** Each wave's counts, then its blocked and given-up targets by name with their error. */
+function fleetLines(fleet: FleetStatus): string[] {
+  const lines = [`    ${fleet.targets} targets in ${fleet.waves.length} waves`];
+  for (const wave of fleet.waves) {
+    const counts = (['done', 'running', 'pending', 'blocked', 'failed'] as const).filter((key) => wave[key] > 0).map((key) => `${wave[key]} ${key}`);
+    lines.push(`    wave ${wave.wave} (${wave.size} target${wave.size === 1 ? '' : 's'}): ${counts.join(', ') || 'nothing yet'}`);
+    for (const issue of wave.blockedTargets) lines.push(`      blocked ${issue.target}: ${issue.error}`);
+    for (const issue of wave.failedTargets) lines.push(`      failed ${issue.target} (given up): ${issue.error}`);
+    const unnamed = wave.blocked + wave.failed - wave.blockedTargets.length - wave.failedTargets.length;
+    if (unnamed > 0) lines.push(`      … and ${unnamed} more (pdm status --json lists the first ones)`);
+  }
   return lines;
 }

@@ -14,8 +14,9 @@ export async function checkPipelineStart(config: DbChangeConfig, walked: string[
   const files = readMigrationDir(config.migrations.postDeploy);
   // Environments after the last walked one cannot change what the pipeline does.
   const last = Math.max(...walked.map((name) => config.environments.findIndex((environment) => environment.name === name)));
-  const ledgers = await readLedgersUpFront(config.environments.slice(0, last + 1));
-  const assessment = assessPipelineStart(files, ledgers, walked, config.migrations.outOfOrder);
+  const ledgers = await readLedgersUpFront(config.environments.slice(0, last + 1).flatMap((environment) => environment.databases));
+  const walkedTargets = config.environments.filter((environment) => walked.includes(environment.name)).flatMap((environment) => environment.databases.map((target) => target.address));
+  const assessment = assessPipelineStart(files, ledgers, walkedTargets, config.migrations.outOfOrder);
   for (const warning of assessment.warnings) progress(warning);
   if (assessment.unchecked.length > 0) progress(describeUnchecked(assessment.unchecked));
   if (assessment.refusals.length > 0) throw new CliError(`${assessment.refusals.join('; ')}; then run \`dbchange pdm execute\` again`, EXIT.refused);

@@ -22,6 +22,8 @@ export type StepOutcomeName = 'passed' | 'failed';
 
 interface StepCommon {
   id: string;
+  /** The database it runs on, when its environments have several (dbchange.yaml's `databases:` keys). */
+  database?: string;
   /** Line of the step in the file, for messages. */
   line: number;
   /** Run only if the named check, earlier in the same list, came out this way. */
@@ -80,6 +82,7 @@ const when = z
   .strictObject({ passed: stepId.optional(), failed: stepId.optional() })
   .refine((value) => (value.passed === undefined) !== (value.failed === undefined), 'name one check: { passed: <check id> } or { failed: <check id> }');
 const common = { id: stepId, when: when.optional(), description: z.string().optional() };
+const databaseName = z.string().regex(/^[a-z][a-z0-9_]*$/, "a database name as dbchange.yaml's databases: lists it (e.g. ci)");
 const rowsExpectation = z.union([
   z.number().int().min(0),
   z.string().regex(/^(=|>=|<=|>|<)?\s*\d+$/, 'a row count such as 0, ">0" or ">=10"'),
@@ -88,6 +91,7 @@ const rowsExpectation = z.union([
 const stepSchemas = {
   sql: z.strictObject({
     ...common,
+    database: databaseName.optional(),
     sql: z.string().trim().min(1, 'the SQL to run'),
     transaction: z.boolean().default(true),
     lockTimeout: duration.optional(),
@@ -96,6 +100,7 @@ const stepSchemas = {
   }),
   check: z.strictObject({
     ...common,
+    database: databaseName.optional(),
     check: z.string().trim().min(1, 'a read-only query'),
     expect: z.union([z.strictObject({ rows: rowsExpectation }), z.strictObject({ value: z.union([z.string(), z.number(), z.boolean(), z.null()]) })], {
       error: 'expected { rows: 0 }, { rows: ">0" } or { value: ... }',
@@ -180,6 +185,7 @@ function toStep(raw: ParsedStep, path: PropertyKey[], source: YamlSource): Chang
   const common = {
     id: raw.id,
     line,
+    ...('database' in raw && raw.database ? { database: raw.database } : {}),
     when: raw.when && (raw.when.passed ? { check: raw.when.passed, outcome: 'passed' as const } : { check: raw.when.failed!, outcome: 'failed' as const }),
   };
   if ('sql' in raw) {

@@ -5,6 +5,8 @@ import { parseDuration } from './duration';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_STATEMENT_TIMEOUT_RETRIES } from './step-retries';
 import { DEFAULT_OUT_OF_ORDER_POLICY, OUT_OF_ORDER_POLICIES, type OutOfOrderPolicy } from './out-of-order';
 import { describeSchemaIssues, readYamlSource } from './yaml-source';
+import { fleetSchema, toFleetConfig, type FleetConfig } from './fleet';
+import { MAIN_DATABASE, parseTargetAddress, targetAddress } from './targets';
 
 export const DEFAULT_CONFIG_FILE = 'dbchange.yaml';
 
@@ -17,10 +19,20 @@ const environmentName = z
   .string()
   .regex(/^[a-z][a-z0-9-]*$/, 'use lowercase letters, digits and dashes, starting with a letter (e.g. staging)');
 const userName = z.string().min(1);
+const databaseName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]*$/, 'use lowercase letters, digits and underscores, starting with a letter (e.g. main, ci)');
 
 const environmentSchema = z.strictObject({
   name: environmentName,
-  databaseUrl: z.string().min(1, 'set databaseUrl, usually as ${SOME_DATABASE_URL}'),
+  /** One database (named main); `databases` lists several. Exactly one of the two (crossFieldProblems). */
+  databaseUrl: z.string().min(1, 'set databaseUrl, usually as ${SOME_DATABASE_URL}').optional(),
+  databases: z
+    .record(databaseName, z.string().min(1, 'set the URL, usually as ${SOME_DATABASE_URL}'))
+    .refine((databases) => Object.keys(databases).length > 0, 'list at least one database, e.g. main: ${MAIN_DATABASE_URL}')
+    .optional(),
+  /** A fleet: targets listed by a source, rolled out in waves. */
+  fleet: fleetSchema.optional(),
   qa: z.strictObject({ command: z.string().min(1), timeout: duration.default('30m') }).optional(),
   approval: z
     .strictObject({ roles: z.array(z.string().min(1)).min(1), timeout: duration.default('24h') })
@@ -72,12 +84,27 @@ type RawConfig = z.infer<typeof configSchema>;
 
 export interface EnvironmentConfig {
   name: string;
-  /** Resolved from `${VAR}`; undefined when a variable it names is not set here (checked where it is used). */
-  databaseUrl: string | undefined;
-  /** The variables databaseUrl needs but this process lacks, for the error message. */
-  missingVariables: string[];
+  /** In dbchange.yaml's order; `databaseUrl` makes one named main. Empty for a fleet, whose targets a source lists. */
+  databases: DatabaseTarget[];
+  fleet?: FleetConfig;
   qa?: { command: string; timeoutMs: number };
   approval?: { roles: string[]; timeoutMs: number };
+}
+
+/** One database of an environment, as activities resolve it. */
+export interface DatabaseTarget {
+  /** What workflows call it: `staging`, or `staging/ci` when the environment has several databases. */
+  address: string;
+  environment: string;
+  database: string;
+  /** Resolved from `${VAR}`; undefined when a variable it names is not set here (checked where it is used). */
+  url: string | undefined;
+  /** The variables the URL needs but this process lacks, for the error message. */
+  missingVariables: string[];
+  /** Where the URL is set in dbchange.yaml, to name it in errors: `databaseUrl` or `databases.ci`. */
+  key: string;
+  /** A fleet target that is a schema in a database: its connections use it as their search_path. */
+  schema?: string;
 }
 
 export interface ChangeLockWindow {
@@ -157,7 +184,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
 
 function isSecretPath(path: (string | number)[]): boolean {
   const last = path[path.length - 1];
-  return last === 'databaseUrl' || last === 'webhookUrl';
+  return last === 'databaseUrl' || last === 'webhookUrl' || last === 'registryUrl' || (path[0] === 'environments' && path[2] === 'databases' && path.length === 4);
 }
 
 function expandVariables(
@@ -186,7 +213,7 @@ function expandVariables(
 /** Checks across keys; runs on the raw document too, so they are reported with the schema's problems. */
 function crossFieldProblems(raw: unknown, lineOf: (path: PropertyKey[]) => string): string[] {
   const config = (raw ?? {}) as { environments?: unknown; changeLocks?: unknown };
-  const environments = Array.isArray(config.environments) ? (config.environments as { name?: unknown }[]) : [];
+  const environments = Array.isArray(config.environments) ? (config.environments as { name?: unknown; databaseUrl?: unknown; databases?: unknown; fleet?: unknown }[]) : [];
   const changeLocks = Array.isArray(config.changeLocks) ? (config.changeLocks as { start?: unknown; end?: unknown }[]) : [];
   const problems: string[] = [];
   const seen = new Set<unknown>();
@@ -196,6 +223,13 @@ function crossFieldProblems(raw: unknown, lineOf: (path: PropertyKey[]) => strin
       problems.push(`${lineOf(['environments', index, 'name'])}: environments.${index}.name: duplicate environment "${environment.name}"`);
     }
     seen.add(environment.name);
+    const ways = [environment.databaseUrl !== undefined, environment.databases !== undefined, environment.fleet !== undefined].filter(Boolean).length;
+    if (ways !== 1) {
+      problems.push(
+        `${lineOf(['environments', index])}: environments.${index}: ${ways === 0 ? 'no database' : 'more than one of databaseUrl, databases and fleet'}; ` +
+          'set databaseUrl (one database), databases (several, e.g. main and ci) or fleet (targets listed by a source)',
+      );
+    }
   });
   changeLocks.forEach((window, index) => {
     if (Date.parse(String(window?.end)) <= Date.parse(String(window?.start))) {
@@ -215,11 +249,10 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
       outOfOrder: raw.migrations.outOfOrder,
     },
     environments: raw.environments.map((environment, index) => {
-      const missingVariables = missingBySecret.get(`environments.${index}.databaseUrl`) ?? [];
       return {
         name: environment.name,
-        databaseUrl: missingVariables.length > 0 ? undefined : environment.databaseUrl,
-        missingVariables,
+        databases: environment.fleet ? [] : databasesOf(environment, `environments.${index}`, missingBySecret),
+        ...(environment.fleet ? { fleet: toFleetConfig(environment.fleet, baseDir) } : {}),
         qa: environment.qa && { command: environment.qa.command, timeoutMs: parseDuration(environment.qa.timeout)! },
         approval: environment.approval && {
           roles: environment.approval.roles,
@@ -254,6 +287,22 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
   };
 }
 
+/** An environment's databases in their order: `databaseUrl` is the one named main. */
+function databasesOf(environment: RawConfig['environments'][number], path: string, missingBySecret: Map<string, string[]>): DatabaseTarget[] {
+  const listed = environment.databases ? Object.entries(environment.databases).map(([name, url]) => ({ name, url, key: `databases.${name}` })) : [{ name: MAIN_DATABASE, url: environment.databaseUrl ?? '', key: 'databaseUrl' }];
+  return listed.map(({ name, url, key }) => {
+    const missingVariables = missingBySecret.get(`${path}.${key}`) ?? [];
+    return {
+      address: targetAddress(environment.name, name, listed.length),
+      environment: environment.name,
+      database: name,
+      url: missingVariables.length > 0 ? undefined : url,
+      missingVariables,
+      key,
+    };
+  });
+}
+
 /** The environments a pipeline walks: the ones asked for, in config order, or all of them. */
 export function selectEnvironments(config: DbChangeConfig, requested: string[] | undefined): EnvironmentConfig[] {
   if (!requested || requested.length === 0) return config.environments;
@@ -267,11 +316,47 @@ export function selectEnvironments(config: DbChangeConfig, requested: string[] |
   return config.environments.filter((environment) => requested.includes(environment.name));
 }
 
-/** The connection string for an environment, or an error that says which variable to set. */
-export function requireDatabaseUrl(environment: EnvironmentConfig): string {
-  if (environment.databaseUrl) return environment.databaseUrl;
-  const names = environment.missingVariables.map((name) => `\${${name}}`).join(', ');
+/** The connection string of a database, or an error that says which variable to set. */
+export function requireDatabaseUrl(target: DatabaseTarget): string {
+  if (target.url) return target.url;
+  const names = target.missingVariables.map((name) => `\${${name}}`).join(', ');
   throw new ConfigError('dbchange.yaml', [
-    `environments.${environment.name}.databaseUrl: ${names} is not set in this process's environment; export it where the worker runs`,
+    `environments.${target.environment}.${target.key}: ${names} is not set in this process's environment; export it where the worker runs`,
   ]);
+}
+
+/**
+ * The database a target address names: `staging` for an environment's only database, `staging/ci` for one of
+ * several. An unknown or ambiguous address is a ConfigError that lists the addresses there are.
+ */
+export function resolveTarget(config: DbChangeConfig, address: string): DatabaseTarget {
+  const { environment: name } = parseTargetAddress(address);
+  const [environment] = selectEnvironments(config, [name]);
+  const found = environment.databases.find((target) => target.address === address);
+  if (found) return found;
+  throw new ConfigError(config.path, [
+    `environment ${name} has no database "${address}"; its databases are ${environment.databases.map((target) => target.address).join(', ')}`,
+  ]);
+}
+
+/**
+ * The same database on another environment, which drift and promotion compare it with: the only one when both
+ * environments have one database, else the one with the same name. Undefined when it has none.
+ */
+export function counterpartIn(other: EnvironmentConfig, target: DatabaseTarget, targetCount: number): DatabaseTarget | undefined {
+  if (other.databases.length === 1 && targetCount === 1) return other.databases[0];
+  return other.databases.find((item) => item.database === target.database);
+}
+
+/** Each database of `environment` with its counterpart on `previous`, for drift. */
+export function databasePairs(previous: EnvironmentConfig, environment: EnvironmentConfig): [DatabaseTarget, DatabaseTarget][] {
+  return environment.databases.flatMap((target): [DatabaseTarget, DatabaseTarget][] => {
+    const counterpart = counterpartIn(previous, target, environment.databases.length);
+    return counterpart ? [[counterpart, target]] : [];
+  });
+}
+
+/** Every database of the project, environment by environment, in dbchange.yaml's order. */
+export function allTargets(config: DbChangeConfig): DatabaseTarget[] {
+  return config.environments.flatMap((environment) => environment.databases);
 }

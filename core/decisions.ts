@@ -25,6 +25,33 @@ export interface Resolution {
   user: string;
   action: ResolveAction;
   comment?: string;
+  /** A fleet's blocked (or given-up) target this decision is about, or `all-blocked`. */
+  target?: string;
+}
+
+/** `--target all-blocked`: one decision for every blocked target of the wave. */
+export const ALL_BLOCKED = 'all-blocked';
+
+/** The targets of a fleet wave that wait for a decision: blocked (failed, to decide), failed (given up). */
+export interface TargetChoice {
+  blocked: string[];
+  failed: string[];
+}
+
+/**
+ * Why a resolution does not fit a fleet wave's wait, or undefined when it does. With `--target`, retry,
+ * mark-complete or abort (give up) one blocked target, or all of them; a given-up target may be retried or marked
+ * complete; without `--target`, only abort, which ends the whole pipeline.
+ */
+export function targetRefusal(choice: TargetChoice, target: string | undefined, action: ResolveAction): string | undefined {
+  const names = (list: string[]) => (list.length === 0 ? 'none' : `${list.slice(0, 10).join(', ')}${list.length > 10 ? ` and ${list.length - 10} more` : ''}`);
+  if (target === undefined) {
+    return action === 'abort' ? undefined : `name the target: --target NAME (blocked: ${names(choice.blocked)}) or --target ${ALL_BLOCKED}; without --target only abort, which ends the pipeline`;
+  }
+  if (target === ALL_BLOCKED) return choice.blocked.length > 0 ? undefined : `no target is blocked now (given up: ${names(choice.failed)}); name one with --target`;
+  if (choice.blocked.includes(target)) return undefined;
+  if (choice.failed.includes(target)) return action === 'abort' ? `${target} was already given up; retry or mark-complete it, or abort the pipeline without --target` : undefined;
+  return `${target} is not waiting for a decision; blocked: ${names(choice.blocked)}; given up: ${names(choice.failed)}`;
 }
 
 /** One entry of a workflow's decision history: accepted or refused, never silently dropped. */
@@ -35,6 +62,8 @@ export interface DecisionRecord {
   role?: string;
   action?: ResolveAction;
   environment?: string;
+  /** A fleet target the decision was about. */
+  target?: string;
   comment?: string;
   accepted: boolean;
   /** Why it was refused, or what it decided. */
@@ -108,11 +137,12 @@ export function checksumRefusal(given: string | undefined, expected: string): st
 }
 
 export function checkResolutionPayload(payload: unknown, allowed: readonly ResolveAction[] = RESOLVE_ACTIONS): Checked<Resolution> {
-  const checked = fields(payload, { user: true, action: true, comment: false });
+  const checked = fields(payload, { user: true, action: true, comment: false, target: false });
   if (!checked.ok) return checked;
   const action = checked.value.action as ResolveAction;
   if (!allowed.includes(action)) return { ok: false, error: `"action" must be one of ${allowed.join(', ')}; got "${action}"` };
-  return { ok: true, value: checked.value as Resolution };
+  const { target, ...rest } = checked.value;
+  return { ok: true, value: (target === undefined ? rest : checked.value) as Resolution };
 }
 
 export interface ApprovalPolicy {

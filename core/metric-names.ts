@@ -10,4 +10,6 @@ export const METRIC = {
   pipelinesBlocked: 'dbchange_pipelines_blocked',
   /** histogram (ms): from reaching an approval gate to its outcome, tagged by environment and outcome */
   approvalWait: 'dbchange_approval_wait',
+  /** counter: fleet targets done, blocked (failed, waiting for a person) or failed (given up), tagged by environment and outcome */
+  fleetTargets: 'dbchange_fleet_targets',
 } as const;

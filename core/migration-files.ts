@@ -5,7 +5,8 @@ const SECTION_PATTERN = /^--\s*migrate:(up|down)\b(.*)$/;
 const KNOWN_OPTIONS = new Set(['transaction']);
 /** `-- dbchange:<directive> <value>` lines: per-file settings that travel with the file and its checksum. */
 const DIRECTIVE_PATTERN = /^--\s*dbchange:([a-z-]+)\s*(.*)$/;
-const DIRECTIVES = ['statement-timeout'];
+const DIRECTIVES = ['statement-timeout', 'databases'];
+const DATABASE_NAME = /^[a-z][a-z0-9_]*$/;
 
 export interface MigrationSource {
   version: string;
@@ -20,6 +21,8 @@ export interface MigrationSource {
   transactional: boolean;
   /** `-- dbchange:statement-timeout 2h`: this file's statements may run that long instead of lockRetry.statementTimeout. */
   statementTimeoutMs?: number;
+  /** `-- dbchange:databases ci,sec`: runs only there; every other database records it as done without running it. */
+  databases?: string[];
 }
 
 export class MigrationFileError extends Error {
@@ -92,19 +95,36 @@ export function parseMigrationSource(fileName: string, text: string): MigrationS
   };
 }
 
-function parseDirectives(fileName: string, lines: string[]): Pick<MigrationSource, 'statementTimeoutMs'> {
-  const directives: Pick<MigrationSource, 'statementTimeoutMs'> = {};
+type Directives = Pick<MigrationSource, 'statementTimeoutMs' | 'databases'>;
+
+function parseDirectives(fileName: string, lines: string[]): Directives {
+  const directives: Directives = {};
   lines.forEach((line, index) => {
     const match = DIRECTIVE_PATTERN.exec(line.trim());
     if (!match) return;
     const [, name, value] = match;
     const where = `line ${index + 1}: -- dbchange:${name}`;
     if (!DIRECTIVES.includes(name)) throw new MigrationFileError(fileName, `${where}: unknown directive; known: ${DIRECTIVES.map((known) => `dbchange:${known}`).join(', ')}`);
-    const ms = parseDuration(value);
-    if (ms === undefined || ms <= 0) throw new MigrationFileError(fileName, `${where}: expected a duration above 0 such as 30m or 2h, got "${value.trim()}"`);
-    directives.statementTimeoutMs = ms;
+    if (name === 'databases') directives.databases = parseDatabaseList(fileName, where, value);
+    else directives.statementTimeoutMs = parseStatementTimeout(fileName, where, value);
   });
   return directives;
+}
+
+function parseStatementTimeout(fileName: string, where: string, value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) throw new MigrationFileError(fileName, `${where}: expected a duration above 0 such as 30m or 2h, got "${value.trim()}"`);
+  return ms;
+}
+
+/** `ci` or `ci,sec` (spaces allowed): database names as dbchange.yaml's `databases:` keys them. */
+function parseDatabaseList(fileName: string, where: string, value: string): string[] {
+  const names = value.split(/[\s,]+/).filter(Boolean);
+  const bad = names.filter((name) => !DATABASE_NAME.test(name));
+  if (names.length === 0 || bad.length > 0) {
+    throw new MigrationFileError(fileName, `${where}: expected database names as dbchange.yaml's databases: lists them, e.g. "-- dbchange:databases ci" or "ci,sec"${bad.length > 0 ? `; not a name: ${bad.join(', ')}` : ''}`);
+  }
+  return [...new Set(names)];
 }
 
 function parseTransactionOption(fileName: string, options: string): boolean {

@@ -1,7 +1,7 @@
 // Keeping a pipeline's status compact whatever its size: counts of everything, the recent entries in full, and the
 // decisions and blocks a person needs. The full per-migration record lives in each database's ledger.
 import type { DecisionRecord } from './decisions';
-import type { EnvironmentResult, MigrationOutcome, OutcomeCounts } from './pipeline';
+import type { EnvironmentResult, MigrationOutcome, OutcomeCounts, TargetResult } from './pipeline';
 
 /** Outcomes shown per environment: enough to see what just happened; `migrations status` reads any other. */
 export const RECENT_OUTCOMES = 20;
@@ -11,7 +11,7 @@ export const RECENT_FINDINGS = 50;
 export const RECENT_REFUSALS = 100;
 
 export function emptyCounts(): OutcomeCounts {
-  return { applied: 0, 'already-applied': 0, 'marked-complete': 0, failed: 0 };
+  return { applied: 0, 'already-applied': 0, 'marked-complete': 0, skipped: 0, failed: 0 };
 }
 
 export function emptyResult(environment: string): EnvironmentResult {
@@ -19,8 +19,9 @@ export function emptyResult(environment: string): EnvironmentResult {
 }
 
 /** Counts the outcome and keeps it among the recent ones. */
-export function addOutcome(result: EnvironmentResult, outcome: MigrationOutcome): void {
-  result.counts[outcome.outcome]++;
+export function addOutcome(result: TargetResult, outcome: MigrationOutcome): void {
+  // A status carried over from a run before `skipped` existed lacks its count.
+  result.counts[outcome.outcome] = (result.counts[outcome.outcome] ?? 0) + 1;
   result.migrations = keepRecent([...result.migrations, outcome], RECENT_OUTCOMES);
 }
 

@@ -1,5 +1,6 @@
 // The post-deploy migration pipeline's public shapes: input, status snapshot and result.
 import type { CompatibilityResult } from './compatibility';
+import type { FleetState, FleetStatus } from './fleet-progress';
 import type { DecisionRecord } from './decisions';
 import type { LintFinding } from './lint-rules';
 import type { OutOfOrderFinding, OutOfOrderPolicy } from './out-of-order';
@@ -24,6 +25,10 @@ export interface PipelineResume {
   environment: string;
   /** True when an earlier run passed `environment`'s gates and was applying its migrations. */
   applying: boolean;
+  /** The database (address) it was applying, when the environment has several; absent means its first. */
+  target?: string;
+  /** A fleet's rollout, where it stands. */
+  fleet?: FleetState;
   status: PipelineStatus;
 }
 
@@ -43,7 +48,8 @@ export type PipelineStage =
 
 export const FINAL_STAGES: readonly PipelineStage[] = ['complete', 'nothing-pending', 'failed', 'rejected', 'aborted'];
 
-export type MigrationOutcomeKind = 'applied' | 'already-applied' | 'marked-complete' | 'failed';
+/** skipped: its `-- dbchange:databases` header names other databases; recorded here as done without running. */
+export type MigrationOutcomeKind = 'applied' | 'already-applied' | 'marked-complete' | 'skipped' | 'failed';
 
 export interface MigrationOutcome {
   version: string;
@@ -70,12 +76,11 @@ export interface QaResult {
 
 export type OutcomeCounts = Record<MigrationOutcomeKind, number>;
 
-export interface EnvironmentResult {
-  environment: string;
+/** What happened on one database: its migrations and what its gates found. */
+export interface TargetResult {
   /** The most recent outcomes, oldest first; `counts` counts them all, and each database's ledger lists them all. */
   migrations: MigrationOutcome[];
   counts: OutcomeCounts;
-  qa?: QaResult;
   /** What the gates found before and after this environment's migrations; blocking findings also block. */
   prechecks?: PrecheckFinding[];
   /** The last lint findings; lintCount and lintByRule count all of them. */
@@ -84,6 +89,18 @@ export interface EnvironmentResult {
   lintByRule?: Record<string, number>;
   compatibility?: CompatibilityResult;
   drift?: string[];
+}
+
+/**
+ * One environment. With one database its results are here; with several (`databases`), each database's are in
+ * `databases`, and `counts` here adds them up.
+ */
+export interface EnvironmentResult extends TargetResult {
+  environment: string;
+  databases?: (TargetResult & { database: string })[];
+  /** A fleet's rollout: each wave's counts, and its blocked and given-up targets by name. */
+  fleet?: FleetStatus;
+  qa?: QaResult;
   done: boolean;
 }
 

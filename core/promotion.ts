@@ -90,13 +90,16 @@ export interface StartAssessment {
 
 /** One environment's ledger as the CLI found it: read, or why not. */
 export interface LedgerReading {
+  /** The database's address (`staging`, `staging/ci`). */
   environment: string;
+  /** Its name within the environment: promotion compares a database with the same one on earlier environments. */
+  database?: string;
   state?: LedgerState;
   unreadable?: string;
 }
 
 /**
- * What `pdm execute` can tell before it starts a pipeline over `walked` (names, config order): every block the
+ * What `pdm execute` can tell before it starts a pipeline over `walked` (database addresses, config order): every block the
  * pipeline would meet on its listings (edited files, promotion mismatches, refused out-of-order versions).
  * `ledgers` holds every configured environment, in config order, since earlier ones count even when not walked.
  */
@@ -112,7 +115,7 @@ export function assessPipelineStart(files: FileState[], ledgers: LedgerReading[]
   for (const environment of walked) {
     const own = ledgers.find((reading) => reading.environment === environment);
     if (!own) continue;
-    const before = ledgers.slice(0, ledgers.indexOf(own)).filter(readable);
+    const before = ledgers.slice(0, ledgers.indexOf(own)).filter((reading) => reading.database === own.database).filter(readable);
     if (!readable(own)) continue;
     const review = reviewEnvironment(files, environment, own.state, before);
     if (review.edited.length > 0) refusals.push(describeEdited(environment, review.edited));

@@ -64,6 +64,9 @@ export function describeSchemaIssues(issues: z.core.$ZodIssue[], source: YamlSou
       for (const unknown of issue.keys) {
         problems.push(`${source.lineOfKey(path, unknown)}: ${[...path, unknown].join('.')}: unknown key (check its spelling)`);
       }
+    } else if (issue.code === 'invalid_key') {
+      // A record's key that fails its own rule: the rule's message says what a key may be.
+      problems.push(`${source.lineOfKey(path.slice(0, -1), String(path[path.length - 1]))}: ${path.join('.')}: ${issue.issues[0]?.message ?? issue.message}`);
     } else {
       const missing = issue.code === 'invalid_type' && /received undefined$/.test(issue.message);
       problems.push(`${source.lineOf(path)}: ${path.join('.') || '(top level)'}: ${missing ? 'missing: add it' : issue.message}`);

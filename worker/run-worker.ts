@@ -1,7 +1,7 @@
 // Runs a dbchange worker until SIGINT/SIGTERM, then drains in-flight tasks and closes database pools.
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { DbChangeConfig } from '../core/config';
-import { requireDatabaseUrl } from '../core/config';
+import { allTargets, requireDatabaseUrl } from '../core/config';
 import { writeJsonLogLine } from './json-log';
 import { applyHeapDefaults, workflowMemoryOptions } from './memory-defaults';
 import { connectWorkerConnection, taskQueue } from './temporal';
@@ -24,7 +24,7 @@ export function installRuntime(options: RunWorkerOptions): void {
 
 export async function runWorker(config: DbChangeConfig, options: RunWorkerOptions = {}, log: (line: string) => void = console.error): Promise<void> {
   // Fail at start, not at the first migration, when a database URL cannot be resolved here.
-  for (const environment of config.environments) requireDatabaseUrl(environment);
+  for (const target of allTargets(config)) requireDatabaseUrl(target);
   // Before Worker.create: the workflow thread it starts takes the young-generation size set here.
   const heapFlags = applyHeapDefaults();
   installRuntime(options);

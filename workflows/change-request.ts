@@ -118,7 +118,7 @@ async function passApprovals(run: Run): Promise<void> {
 async function passPrechecks(run: Run, environment: string): Promise<Resolution | undefined> {
   const { board } = run;
   const sources = run.plan.changeRequest.steps.flatMap((step) =>
-    step.kind === 'sql' ? [{ label: run.file, sql: step.sql, startLine: step.sqlLine, transactional: step.transaction }] : [],
+    step.kind === 'sql' ? [{ label: run.file, sql: step.sql, startLine: step.sqlLine, transactional: step.transaction, ...(step.database ? { database: step.database } : {}) }] : [],
   );
   if (sources.length === 0) return undefined;
   for (;;) {

@@ -13,6 +13,8 @@ import {
   type DecisionRecord,
   type Resolution,
   type ResolveAction,
+  type TargetChoice,
+  targetRefusal,
 } from '../core/decisions';
 import { formatDuration } from '../core/duration';
 import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, rollback, rollbackUpdate, type DecisionAnswer } from './messages';
@@ -20,7 +22,7 @@ import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, r
 type Waiting =
   /** One approval in any of `roles`; or, with `approvedBy`, one per role, each from a different person. */
   | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string>; onApproved?: (role: string, user: string) => void }
-  | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[] };
+  | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[]; targets?: TargetChoice };
 
 export type ApprovalOutcome = { approved: true; by: string } | { approved: false; by?: string; reason: string };
 
@@ -81,9 +83,12 @@ export class DecisionDesk {
     return decided ? this.approval! : { approved: false, reason: `no approval within ${formatDuration(timeoutMs)}` };
   }
 
-  /** Waits, without a time limit, for a person to say how to go on after a failure. */
-  async waitForResolution(environment: string | undefined, actions: readonly ResolveAction[]): Promise<Resolution> {
-    this.waiting = { kind: 'resolution', environment, actions };
+  /**
+   * Waits, without a time limit, for a person to say how to go on after a failure; for a fleet wave, `targets`
+   * are the ones a decision may name (see targetRefusal).
+   */
+  async waitForResolution(environment: string | undefined, actions: readonly ResolveAction[], targets?: TargetChoice): Promise<Resolution> {
+    this.waiting = { kind: 'resolution', environment, actions, ...(targets ? { targets } : {}) };
     this.resolution = undefined;
     await condition(() => this.resolution !== undefined);
     this.waiting = undefined;
@@ -155,11 +160,14 @@ export class DecisionDesk {
     const allowed = waiting?.kind === 'resolution' ? waiting.actions : undefined;
     const checked = checkResolutionPayload(payload, allowed);
     if (!checked.ok) return this.refuse('resolve', payload, checked.error);
-    const { user, action, comment } = checked.value;
+    const { user, action, comment, target } = checked.value;
     if (!allowed) return this.refuse('resolve', payload, 'nothing is blocked now');
     if (!isApprover(this.approvers, user)) return this.refuse('resolve', payload, `${user} is not a configured approver (add them under approvers in dbchange.yaml)`);
+    const targets = waiting?.kind === 'resolution' ? waiting.targets : undefined;
+    const targetProblem = targets ? targetRefusal(targets, target, action) : target !== undefined ? `--target is for a fleet's blocked targets; ${waiting?.environment ?? 'this pipeline'} is not a fleet wave` : undefined;
+    if (targetProblem) return this.refuse('resolve', payload, targetProblem);
     this.resolution = checked.value;
-    return this.accept({ kind: 'resolve', user, action, comment, environment: waiting?.environment }, `resolved: ${action}`);
+    return this.accept({ kind: 'resolve', user, action, comment, environment: waiting?.environment, ...(target ? { target } : {}) }, `resolved: ${action}${target ? ` for ${target}` : ''}`);
   }
 
   private onRollback(payload: unknown): DecisionAnswer {

@@ -9,3 +9,8 @@ export function countPipelineBlocked(environment: string): void {
 export function recordApprovalWait(environment: string, waitedMs: number, outcome: 'approved' | 'rejected' | 'timed-out'): void {
   metricMeter.createHistogram(METRIC.approvalWait, 'int', 'ms', 'time from an approval gate to its outcome').record(waitedMs, { environment, outcome });
 }
+
+/** A fleet target's end in a rollout: done, blocked (failed, for a person to decide) or failed (given up). */
+export function countFleetTarget(environment: string, outcome: 'done' | 'blocked' | 'failed'): void {
+  metricMeter.createCounter(METRIC.fleetTargets, 'targets', 'fleet targets by how their rollout ended').add(1, { environment, outcome });
+}

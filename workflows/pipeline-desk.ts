@@ -19,7 +19,7 @@ export interface PipelineRun {
   desk: DecisionDesk;
 }
 
-export async function announce(event: 'started' | 'environment-done' | 'blocked' | 'finished', text: string, environment?: string): Promise<void> {
+export async function announce(event: 'started' | 'environment-done' | 'wave-done' | 'blocked' | 'finished', text: string, environment?: string): Promise<void> {
   // A lost notification must not stop a database change.
   await notify({ event, text, workflowId: workflowInfo().workflowId, environment }).catch(() => undefined);
 }

@@ -6,9 +6,10 @@
 import { allHandlersFinished, ApplicationFailure, condition, continueAsNew, ContinueAsNew, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { DbChangeActivities, PendingMigration, PipelinePlan } from '../activities';
 import { describeIncompatible } from '../core/compatibility';
-import type { MigrationOutcome, PipelineInput, PipelineStatus } from '../core/pipeline';
+import type { MigrationOutcome, PipelineInput, PipelineResume, PipelineStatus } from '../core/pipeline';
 import { DEFAULT_OUT_OF_ORDER_POLICY, describeOutOfOrder, describeRefusedOutOfOrder, outOfOrderFinding, type OutOfOrderFinding, type OutOfOrderPolicy } from '../core/out-of-order';
 import { applyPlan, runIsFull } from './apply-plan';
+import { rollOutFleet } from './fleet-rollout';
 import { DecisionDesk } from './decision-desk';
 import { status, stepProgress } from './messages';
 import { recordApprovalWait } from './metrics';
@@ -67,22 +68,30 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
 
   for (const [index, environment] of plan.environments.entries()) {
     if (index < resumeAt) continue;
+    const targets = targetsOf(environment);
     // A run that continued as new mid-environment resumes applying: an earlier run passed this environment's gates.
-    if (!(input.resume?.applying && index === resumeAt)) {
+    const resuming = input.resume?.applying === true && index === resumeAt;
+    if (!resuming) {
       const previous = plan.environments[index - 1];
       if (previous) await passDriftCheck(run, plan.drift, previous.name, environment.name);
       if (environment.approval) await passApprovalGate(run, environment.name, environment.approval);
       await waitForProductionChecks(environment.name, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment.name, why));
     }
-    // Listed again here, not taken from the first look: hours and an approval may have passed since.
-    const pending = await listPendingInOrder(run, outOfOrder, environment.name);
-    if ((await applyPlan(run, environment.name, pending)) === 'hand-over') return handOver(input, board, environment.name, true);
-    if (plan.compatibilityGate) await passCompatibilityGate(run, environment.name);
+    if (environment.fleet) {
+      const rollout = await rollOutFleet(run, environment.name, environment.fleet, resuming ? input.resume!.fleet : undefined);
+      if (rollout.handOver) return handOver(input, board, { environment: environment.name, applying: true, fleet: rollout.handOver });
+    }
+    for (const target of targets.slice(resuming ? resumeTargetIndex(input.resume!, targets) : 0)) {
+      // Listed again here, not taken from the first look: hours and an approval may have passed since.
+      const pending = await listPendingInOrder(run, outOfOrder, target);
+      if ((await applyPlan(run, target, pending)) === 'hand-over') return handOver(input, board, { environment: environment.name, applying: true, target });
+    }
+    if (plan.compatibilityGate) for (const target of targets) await passCompatibilityGate(run, target);
     if (environment.qa) await passQaGate(run, environment.name);
     board.environmentDone(environment.name);
     const next = plan.environments[index + 1];
     await announce('environment-done', `${board.title()}: ${environment.name} done (${board.countApplied(environment.name)} applied)${next ? `; next: ${next.name}` : ''}`, environment.name);
-    if (next && runIsFull()) return handOver(input, board, next.name, false);
+    if (next && runIsFull()) return handOver(input, board, { environment: next.name, applying: false });
   }
 
   board.finish('complete', `complete on ${board.environmentList()}`);
@@ -98,10 +107,12 @@ async function nothingPendingAnywhere(run: PipelineRun, plan: PipelinePlan, outO
   const { board } = run;
   const firstLook: number[] = [];
   const late: OutOfOrderFinding[] = [];
-  for (const environment of plan.environments) {
-    const look = await resolvable(run, environment.name, CHECK_ACTIONS, () => lookAtPending(environment.name));
+  // A fleet's targets are listed when its rollout starts: looking at thousands of them here would cost as much.
+  if (plan.environments.some((environment) => environment.fleet)) firstLook.push(1);
+  for (const target of plan.environments.flatMap(targetsOf)) {
+    const look = await resolvable(run, target, CHECK_ACTIONS, () => lookAtPending(target));
     firstLook.push(look?.count ?? 0);
-    board.recordOutOfOrder(outOfOrder, environment.name, look?.outOfOrder);
+    board.recordOutOfOrder(outOfOrder, target, look?.outOfOrder);
     if (look?.outOfOrder) late.push(look.outOfOrder);
   }
   // Announced after the first look, so the release manager hears of out-of-order versions before anything runs.
@@ -113,12 +124,25 @@ async function nothingPendingAnywhere(run: PipelineRun, plan: PipelinePlan, outO
   return true;
 }
 
-/** This run's history is full: the next run goes on with `environment` (applying, or from its gates) and the status so far. */
-async function handOver(input: PipelineInput, board: StatusBoard, environment: string, applying: boolean): Promise<never> {
-  board.handOver(environment);
+/** This run's history is full: the next run goes on where `place` says (applying a database, or from an environment's gates). */
+async function handOver(input: PipelineInput, board: StatusBoard, place: Omit<PipelineResume, 'status'>): Promise<never> {
+  board.handOver(place.target ?? place.environment);
   // Every approval or resolution that arrived is recorded before the status is carried over.
   await condition(allHandlersFinished);
-  return continueAsNew<typeof postDeployMigrationPipeline>({ ...input, resume: { environment, applying, status: board.carry() } });
+  return continueAsNew<typeof postDeployMigrationPipeline>({ ...input, resume: { ...place, status: board.carry() } });
+}
+
+/** The environment's databases by address; plans made before environments had several name the environment. */
+function targetsOf(environment: PipelinePlan['environments'][number]): string[] {
+  return environment.targets ?? [environment.name];
+}
+
+/** Where in `targets` a run that continued as new goes on applying. */
+function resumeTargetIndex(resume: PipelineResume, targets: string[]): number {
+  if (resume.target === undefined) return 0;
+  const at = targets.indexOf(resume.target);
+  if (at >= 0) return at;
+  throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `the pipeline was applying ${resume.target}, which dbchange.yaml no longer lists; put it back, or abort this pipeline` });
 }
 
 async function passApprovalGate({ board, desk }: PipelineRun, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
@@ -220,7 +244,8 @@ function checkInput(input: PipelineInput): void {
     }
     if (input.packageVersion !== undefined && typeof input.packageVersion !== 'string') problems.push('"packageVersion" must be a string');
     const resume = input.resume as Partial<PipelineInput['resume']> | undefined;
-    if (resume !== undefined && (typeof resume?.environment !== 'string' || typeof resume?.applying !== 'boolean' || typeof resume?.status !== 'object')) {
+    const badTarget = resume?.target !== undefined && typeof resume.target !== 'string';
+    if (resume !== undefined && (typeof resume?.environment !== 'string' || typeof resume?.applying !== 'boolean' || typeof resume?.status !== 'object' || badTarget)) {
       problems.push('"resume" is set by the pipeline itself when it continues as new; leave it out');
     }
   }

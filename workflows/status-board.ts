@@ -12,8 +12,12 @@ import {
   type PipelineStage,
   type PipelineStatus,
   type QaResult,
+  type OutcomeCounts,
+  type TargetResult,
 } from '../core/pipeline';
-import { addOutcome, compactDecisions, emptyResult, keepRecent, RECENT_FINDINGS } from '../core/pipeline-record';
+import { fleetStatus, type FleetState } from '../core/fleet-progress';
+import { parseTargetAddress } from '../core/targets';
+import { addOutcome, compactDecisions, emptyCounts, emptyResult, keepRecent, RECENT_FINDINGS } from '../core/pipeline-record';
 import { KIND, PACKAGE } from '../core/search-attributes';
 import type { LintSummary } from '../activities/batches';
 import type { PrecheckFinding } from '../core/prechecks';
@@ -60,9 +64,9 @@ export class StatusBoard {
     this.state.results = environments.map(emptyResult);
   }
 
-  /** Says that this run hands over to the next, which goes on applying `environment`. */
-  handOver(environment: string): void {
-    this.publish(`run ${this.state.run} hands over to run ${this.state.run + 1}, which goes on with ${environment}`);
+  /** Says that this run hands over to the next, which goes on with `where` (an environment or one of its databases). */
+  handOver(where: string): void {
+    this.publish(`run ${this.state.run} hands over to run ${this.state.run + 1}, which goes on with ${where}`);
   }
 
   /** What the next run starts from: this status, its refusals trimmed to the recent ones. */
@@ -102,9 +106,9 @@ export class StatusBoard {
     this.publish(`applying ${files} (${index + 1} of ${total}) on ${environment}`);
   }
 
-  /** Migrations this environment has had an outcome for, in every run. */
-  handled(environment: string): number {
-    return Object.values(this.result(environment).counts).reduce((sum, count) => sum + count, 0);
+  /** Migrations this database (address) has had an outcome for, in every run. */
+  handled(target: string): number {
+    return Object.values(this.part(target).counts).reduce((sum, count) => sum + count, 0);
   }
 
   /** The running migration waits for a blocking session, or a try failed and will be tried again. */
@@ -117,36 +121,40 @@ export class StatusBoard {
     this.publish(this.state.waitingFor ? `${step} ${this.state.waitingFor}` : `applying ${step}`);
   }
 
-  recordMigration(environment: string, outcome: MigrationOutcome): void {
+  recordMigration(target: string, outcome: MigrationOutcome): void {
     this.state.retry = undefined;
-    addOutcome(this.result(environment), outcome);
+    const part = this.part(target);
+    addOutcome(part, outcome);
+    // An environment of several databases counts them all; the recent outcomes are per database.
+    const total = this.result(parseTargetAddress(target).environment);
+    if (part !== total) total.counts[outcome.outcome] = (total.counts[outcome.outcome] ?? 0) + 1;
   }
 
   recordQa(environment: string, qa: QaResult): void {
     this.result(environment).qa = qa;
   }
 
-  /** The plan's lint, once per environment and run: counts by rule and the last findings. */
-  recordLint(environment: string, lint: LintSummary): void {
-    const result = this.result(environment);
+  /** The plan's lint, once per database and run: counts by rule and the last findings. */
+  recordLint(target: string, lint: LintSummary): void {
+    const result = this.part(target);
     result.lint = lint.recent;
     result.lintCount = lint.count;
     result.lintByRule = lint.byRule;
   }
 
   /** What the prechecks of `checked` files found: a file checked again replaces what its earlier check found. */
-  recordPrechecks(environment: string, checked: string[], findings: PrecheckFinding[]): void {
-    const result = this.result(environment);
+  recordPrechecks(target: string, checked: string[], findings: PrecheckFinding[]): void {
+    const result = this.part(target);
     const files = new Set([...checked, ...findings.map((finding) => finding.source.split(':')[0])]);
     result.prechecks = keepRecent([...(result.prechecks ?? []).filter((finding) => !files.has(finding.source.split(':')[0])), ...findings], RECENT_FINDINGS);
   }
 
-  recordCompatibility(environment: string, compatibility: CompatibilityResult): void {
-    this.result(environment).compatibility = compatibility;
+  recordCompatibility(target: string, compatibility: CompatibilityResult): void {
+    this.part(target).compatibility = compatibility;
   }
 
-  recordDrift(environment: string, differences: string[]): void {
-    this.result(environment).drift = differences;
+  recordDrift(target: string, differences: string[]): void {
+    this.part(target).drift = differences;
   }
 
   /** An environment's out-of-order versions as just listed: replaces what its earlier listing found. */
@@ -164,12 +172,32 @@ export class StatusBoard {
     return this.result(environment).counts.applied;
   }
 
-  /** Shows the block and the exact actions it accepts. */
-  block(environment: string, message: string, actions: readonly ResolveAction[]): void {
+  /** Shows the block and the exact actions it accepts (`options`: e.g. a fleet's `--target NAME|all-blocked `). */
+  block(environment: string, message: string, actions: readonly ResolveAction[], options = ''): void {
     const on = this.state.migration ? ` on ${this.state.migration.version}` : '';
     this.state.lastError = message;
     this.state.blocks.push({ at: new Date().toISOString(), environment, version: this.state.migration?.version, message });
-    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER --action ${actions.join('|')}\``);
+    this.show('blocked', environment, `blocked${on}: ${message} — run \`dbchange resolve ${workflowInfo().workflowId} --as USER ${options}--action ${actions.join('|')}\``);
+  }
+
+  /** A fleet rollout's waves as they stand; shown as `applying` while targets run or wait to. */
+  fleetProgress(environment: string, state: FleetState, running: number): void {
+    const fleet = fleetStatus(state, running);
+    this.result(environment).fleet = fleet;
+    if (this.state.stage === 'blocked' && running === 0) return;
+    const wave = fleet.waves[fleet.wave - 1];
+    const where = wave ? `wave ${wave.wave} of ${fleet.waves.length}: ${wave.done} of ${wave.size} done, ${wave.running} running${wave.blocked > 0 ? `, ${wave.blocked} blocked` : ''}` : 'no targets';
+    this.state.stage = 'applying';
+    this.state.environment = environment;
+    this.state.migration = undefined;
+    this.state.waitingFor = where;
+    this.publish(`rolling out to ${environment}: ${where}`);
+  }
+
+  /** What one fleet target's rollout did, added to its environment's counts. */
+  recordTargetCounts(environment: string, counts: OutcomeCounts): void {
+    const total = this.result(environment).counts;
+    for (const [kind, count] of Object.entries(counts) as [keyof OutcomeCounts, number][]) total[kind] = (total[kind] ?? 0) + count;
   }
 
   /** After a person's decision, the blocked step runs again. */
@@ -190,6 +218,20 @@ export class StatusBoard {
 
   snapshot(): PipelineStatus {
     return { ...this.state, decisions: [...this.state.decisions] };
+  }
+
+  /** The record of one database: the environment's own when it has one database, else its entry in `databases`. */
+  private part(target: string): TargetResult {
+    const { environment, database } = parseTargetAddress(target);
+    const result = this.result(environment);
+    if (database === undefined) return result;
+    result.databases ??= [];
+    let part = result.databases.find((item) => item.database === database);
+    if (!part) {
+      part = { database, migrations: [], counts: emptyCounts() };
+      result.databases.push(part);
+    }
+    return part;
   }
 
   private result(environment: string): EnvironmentResult {

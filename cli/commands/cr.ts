@@ -5,7 +5,8 @@ import { ChangeRequestError } from '../../core/change-request';
 import { readChangeRequestFile } from '../../core/change-request-file';
 import type { ChangeRequestStatus } from '../../core/change-status';
 import { requiredApprovals } from '../../core/change-steps';
-import { ConfigError, selectEnvironments, type DbChangeConfig } from '../../core/config';
+import { ConfigError, type DbChangeConfig } from '../../core/config';
+import { checkChangeTargets } from '../../core/change-targets';
 import { changeRequestStatus, changeWorkflowIdOf, firstChangeStatus, isChangeSettled, requestRollback, rollbackAsNewChange, startChangeRequest } from '../change-client';
 import { changeStatusLines, planLines } from '../change-text';
 import type { CommandContext } from '../context';
@@ -26,8 +27,8 @@ export function registerChangeRequestCommands(program: Command, context: Command
       const checked = await readChecked(file, options.json);
       if (!checked) return;
       const config = configIfPresent(context);
-      // With the project's config at hand, the environments must exist and the approvals are known.
-      if (config) selectEnvironments(config, checked.changeRequest.environments);
+      // With the project's config at hand, the environments and each step's database must exist, and the approvals are known.
+      if (config) checkChangeTargets(config, file, checked.changeRequest);
       const approvals = config && requiredApprovals(checked.changeRequest.criticality, config.changeRequests.approvals);
       if (options.json) printJson('cr-validation', { valid: true, file, checksum: checked.checksum, approvals, changeRequest: checked.changeRequest });
       else process.stdout.write(`${planLines(file, checked.changeRequest, checked.checksum, approvals).join('\n')}\n`);

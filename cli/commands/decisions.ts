@@ -41,11 +41,16 @@ export function registerDecisionCommands(program: Command, context: CommandConte
     .description('decide how a blocked pipeline or change request goes on after a failure')
     .requiredOption('--as <user>', 'who decides (must be listed under approvers)')
     .requiredOption('--action <action>', `one of ${RESOLVE_ACTIONS.join(', ')}`)
+    .option('--target <name>', 'fleets: the blocked target this decision is about, or all-blocked')
     .option('--comment <text>', 'recorded with the decision')
     .option('--json', 'print the answer as JSON')
     .addHelpText(
       'after',
       [
+        '',
+        'Fleets: a blocked target waits for a decision about it; the rest of its wave goes on.',
+        '  --target NAME|all-blocked with retry (run it again), mark-complete (record its failed migration as applied,',
+        '  then run the rest) or abort (give it up: it counts toward haltAfterFailures). abort without --target ends the pipeline.',
         '',
         'Actions:',
         '  retry          run the failed step again (e.g. after the data was fixed)',
@@ -55,9 +60,10 @@ export function registerDecisionCommands(program: Command, context: CommandConte
         '',
         'Example:',
         '  dbchange resolve pdm-staging+production --as alice --action retry --comment "orphans deleted in CR-42"',
+        '  dbchange resolve pdm-cells --as alice --target cell-042 --action retry',
       ].join('\n'),
     )
-    .action(async (workflowId: string, options: { as: string; action: string; comment?: string; json?: boolean }) => {
+    .action(async (workflowId: string, options: { as: string; action: string; target?: string; comment?: string; json?: boolean }) => {
       if (!(RESOLVE_ACTIONS as readonly string[]).includes(options.action)) {
         throw new CliError(`--action must be one of ${RESOLVE_ACTIONS.join(', ')}; got "${options.action}"`, EXIT.refused);
       }
@@ -65,6 +71,7 @@ export function registerDecisionCommands(program: Command, context: CommandConte
         user: options.as,
         action: options.action as ResolveAction,
         comment: options.comment,
+        ...(options.target ? { target: options.target } : {}),
       });
       report(workflowId, 'resolve', answer, options.json);
     });

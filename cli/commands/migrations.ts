@@ -1,6 +1,6 @@
 // migrations pending|status: what each environment has run, read straight from its database.
 import type { Command } from 'commander';
-import { selectEnvironments } from '../../core/config';
+import { allTargets, selectEnvironments } from '../../core/config';
 import { readMigrationDir } from '../../core/migration-dir';
 import { markOutOfOrder, newestAppliedPostDeploy } from '../../core/out-of-order';
 import { comparePending, describeEdited } from '../../core/pending';
@@ -18,17 +18,18 @@ interface LedgerRow {
 export function registerMigrationCommands(program: Command, context: CommandContext): void {
   const migrations = program
     .command('migrations')
-    .description('inspect post-deploy migrations per environment')
+    .description('inspect post-deploy migrations per environment and database')
     .addHelpText('after', '\nExamples:\n  dbchange migrations pending --env production\n  dbchange migrations status 20230109100044');
 
   migrations
     .command('pending')
-    .description('list post-deploy migrations not yet applied, per environment')
+    .description('list post-deploy migrations not yet applied, per database of each environment')
     .option('--env <name>', 'only this environment')
     .option('--json', 'print as JSON')
     .addHelpText(
       'after',
-      '\nExample:\n  dbchange migrations pending --env production\n\nReads each database named in dbchange.yaml; its databaseUrl variable must be set here.\n' +
+      '\nExample:\n  dbchange migrations pending --env production\n\nReads each database named in dbchange.yaml (databaseUrl, or each of databases:); their variables must be set here.\n' +
+        'An environment with several databases lists each as environment/database, e.g. staging/ci.\n' +
         'A pending version older than the newest post-deploy version applied there is marked out of order (see migrations.outOfOrder).',
     )
     .action(async (options: { env?: string; json?: boolean }) => {
@@ -37,17 +38,19 @@ export function registerMigrationCommands(program: Command, context: CommandCont
       const pools = new DatabasePools();
       try {
         const report = [];
-        for (const environment of selectEnvironments(config, options.env ? [options.env] : undefined)) {
-          const applied = await readAppliedState(pools.pool(environment));
+        for (const target of selectEnvironments(config, options.env ? [options.env] : undefined).flatMap((environment) => environment.databases)) {
+          const applied = await readAppliedState(pools.pool(target));
           const { pending, edited } = comparePending(files, applied);
           const marked = markOutOfOrder(pending, newestAppliedPostDeploy(files.map((file) => file.version), applied));
           report.push({
-            environment: environment.name,
+            environment: target.address,
+            database: target.database,
             pending: marked.map(({ version, name, fileName, outOfOrder }) => ({ version, name, fileName, ...(outOfOrder && { outOfOrder }) })),
             edited,
           });
         }
-        if (options.json) printJson('migrations-pending', { environments: report });
+        const fleets = selectEnvironments(config, options.env ? [options.env] : undefined).filter((environment) => environment.fleet).map((environment) => environment.name);
+        if (options.json) printJson('migrations-pending', { environments: report, ...(fleets.length > 0 ? { fleets } : {}) });
         else {
           for (const entry of report) {
             process.stdout.write(`${entry.environment}: ${entry.pending.length} pending\n`);
@@ -57,6 +60,8 @@ export function registerMigrationCommands(program: Command, context: CommandCont
             }
             if (entry.edited.length > 0) process.stdout.write(`  ! ${describeEdited(entry.environment, entry.edited)}\n`);
           }
+          // A fleet's targets are listed when its rollout starts; reading thousands of ledgers here would take as long.
+          for (const fleet of fleets) process.stdout.write(`${fleet}: a fleet; its targets are listed when its rollout starts, and \`dbchange pdm status\` shows each wave\n`);
         }
       } finally {
         await pools.close();
@@ -65,7 +70,7 @@ export function registerMigrationCommands(program: Command, context: CommandCont
 
   migrations
     .command('status <version>')
-    .description('show on which environments one migration has run, when, and by which pipeline')
+    .description('show on which databases of which environments one migration has run (or was skipped), when, and by which pipeline')
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  dbchange migrations status 20230109100044')
     .action(async (version: string, options: { json?: boolean }) => {
@@ -75,8 +80,8 @@ export function registerMigrationCommands(program: Command, context: CommandCont
       const pools = new DatabasePools();
       try {
         const environments = [];
-        for (const environment of config.environments) {
-          const pool = pools.pool(environment);
+        for (const target of allTargets(config)) {
+          const pool = pools.pool(target);
           const state = await readAppliedState(pool);
           const ledger = state.versions.has(version)
             ? (
@@ -87,7 +92,8 @@ export function registerMigrationCommands(program: Command, context: CommandCont
               ).rows[0]
             : undefined;
           environments.push({
-            environment: environment.name,
+            environment: target.address,
+            database: target.database,
             applied: state.versions.has(version),
             outcome: ledger?.outcome ?? (state.versions.has(version) ? 'applied outside dbchange' : 'pending'),
             at: ledger?.finished_at?.toISOString(),

@@ -1,4 +1,4 @@
-// The dbchange demo: embedded PostgreSQL with staging and production, a Temporal dev server with its UI, a worker,
+// The dbchange demo: embedded PostgreSQL with staging and production (a main and a ci database each), a Temporal dev server with its UI, a worker,
 // and one post-deploy migration pipeline from start to finish, approved from "chat" with the Temporal CLI.
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -23,6 +23,10 @@ const ROOT = resolve(__dirname, '../..', __dirname.includes('/dist/') ? '..' : '
 const EXAMPLE_DIR = resolve(ROOT, 'examples');
 const DATA_DIR = resolve(ROOT, '.dbchange/demo-pg');
 const ENVIRONMENTS = ['staging', 'production'];
+/** Each environment is decomposed like GitLab's: a main and a ci database (examples/dbchange.yaml). */
+const DATABASES = ENVIRONMENTS.flatMap((environment) => ['main', 'ci'].map((database) => ({ environment, database, name: `${environment}_${database}` })));
+/** The application's rows live in the ci database; main has the same schema (DDL runs on both). */
+const DATA_DATABASE = 'ci';
 const PREFERRED_PORTS = { postgres: 54329, temporal: 7233, ui: 8233 };
 const REQUESTED_BY = 'dave';
 const PACKAGE_VERSION = '16.6.202401151200';
@@ -56,15 +60,16 @@ async function runDemo(): Promise<number> {
   const ports = await choosePorts();
 
   say(`postgres: starting embedded PostgreSQL on 127.0.0.1:${ports.postgres}`);
-  const postgres = started('PostgreSQL', await startEmbeddedPostgres({ dataDir: DATA_DIR, port: ports.postgres, databases: ENVIRONMENTS }), (db) => db.remove());
+  const names = DATABASES.map((database) => database.name);
+  const postgres = started('PostgreSQL', await startEmbeddedPostgres({ dataDir: DATA_DIR, port: ports.postgres, databases: names }), (db) => db.remove());
   say(`postgres: ready, data in ${postgres.dataDir} (removed when the demo ends)`);
-  for (const environment of ENVIRONMENTS) process.env[`${environment.toUpperCase()}_DATABASE_URL`] = postgres.urlOf(environment);
+  for (const name of names) process.env[`${name.toUpperCase()}_DATABASE_URL`] = postgres.urlOf(name);
   const config = loadConfig(resolve(EXAMPLE_DIR, 'dbchange.yaml'));
-  for (const environment of ENVIRONMENTS) {
-    const url = postgres.urlOf(environment);
+  for (const { environment, database, name } of DATABASES) {
+    const url = postgres.urlOf(name);
     const versions = await applyRegularMigrations(url, config.migrations.regular!);
-    await runSqlFile(url, resolve(EXAMPLE_DIR, 'db/seed.sql'));
-    say(`deploy: ${environment}: ${versions.length} regular migrations applied, application data loaded`);
+    if (database === DATA_DATABASE) await runSqlFile(url, resolve(EXAMPLE_DIR, 'db/seed.sql'));
+    say(`deploy: ${environment}/${database}: ${versions.length} regular migrations applied${database === DATA_DATABASE ? ', application data loaded' : ''}`);
   }
 
   const server = started('Temporal dev server', await startDevServer({ port: ports.temporal, uiPort: ports.ui, quiet: true, dynamicConfig: FAST_DISPATCH }), (dev) => dev.stop());
@@ -88,9 +93,9 @@ async function runDemo(): Promise<number> {
 
   console.log(`\n${snapshotLines(handle.workflowId, result).join('\n')}\n`);
   let complete = result.stage === 'complete';
-  for (const environment of ENVIRONMENTS) {
-    const missing = await missingVersions(postgres.urlOf(environment), postDeploy);
-    console.log(`check: ${environment}: schema_migrations has ${postDeploy.length - missing.length} of ${postDeploy.length} post-deploy versions${missing.length > 0 ? `; missing ${missing.join(', ')}` : ''}`);
+  for (const { environment, database, name } of DATABASES) {
+    const missing = await missingVersions(postgres.urlOf(name), postDeploy);
+    console.log(`check: ${environment}/${database}: schema_migrations has ${postDeploy.length - missing.length} of ${postDeploy.length} post-deploy versions${missing.length > 0 ? `; missing ${missing.join(', ')}` : ''}`);
     complete &&= missing.length === 0;
   }
   console.log(`\nsee it in the Temporal UI: ${server.uiUrl}/namespaces/default/workflows/${handle.workflowId}`);

@@ -1,12 +1,14 @@
-// A throwaway dbchange project: dbchange.yaml, a post-deploy folder, and one fresh database per environment.
+// A throwaway dbchange project: dbchange.yaml, a post-deploy folder, and fresh databases for each environment.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type DbChangeConfig } from '../../core/config';
+import { targetAddress } from '../../core/targets';
 import { createDatabase } from './postgres';
 
 export interface ProjectSpec {
-  environments: { name: string; qa?: string; approvalRoles?: string[]; approvalTimeout?: string }[];
+  /** `databases`: names of several databases (e.g. main, ci); without it, one database (databaseUrl). */
+  environments: { name: string; qa?: string; approvalRoles?: string[]; approvalTimeout?: string; databases?: string[] }[];
   /** file name → file text */
   migrations: Record<string, string>;
   approvers?: Record<string, string[]>;
@@ -35,6 +37,7 @@ export interface TestProject {
   dir: string;
   configPath: string;
   config: DbChangeConfig;
+  /** By database address: the environment's name, or `environment/database` for one of several. */
   urls: Record<string, string>;
   writeMigration(fileName: string, text: string): void;
   /** Re-reads dbchange.yaml, e.g. after writing a migration. */
@@ -48,14 +51,21 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
   const dir = mkdtempSync(join(tmpdir(), `dbchange-${prefix}-`));
   const migrationsDir = join(dir, 'db/post_migrate');
   mkdirSync(migrationsDir, { recursive: true });
-  const databases = await Promise.all(spec.environments.map(() => createDatabase(prefix, spec.adminUrl)));
+  const addresses = spec.environments.flatMap((environment) =>
+    environment.databases ? environment.databases.map((database) => targetAddress(environment.name, database, environment.databases!.length)) : [environment.name],
+  );
+  const databases = await Promise.all(addresses.map(() => createDatabase(prefix, spec.adminUrl)));
   const withPassword = (url: string) => {
     if (!spec.password) return url;
     const parsed = new URL(url);
     parsed.password = spec.password;
     return parsed.toString();
   };
-  const urls = Object.fromEntries(spec.environments.map((environment, index) => [environment.name, withPassword(databases[index].url)]));
+  const urls = Object.fromEntries(addresses.map((address, index) => [address, withPassword(databases[index].url)]));
+  const databaseLines = (environment: ProjectSpec['environments'][number]) =>
+    environment.databases
+      ? ['    databases:', ...environment.databases.map((database) => `      ${database}: ${urls[targetAddress(environment.name, database, environment.databases!.length)]}`)]
+      : [`    databaseUrl: ${urls[environment.name]}`];
 
   const yaml = [
     'migrations:',
@@ -64,7 +74,7 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
     'environments:',
     ...spec.environments.flatMap((environment) => [
       `  - name: ${environment.name}`,
-      `    databaseUrl: ${urls[environment.name]}`,
+      ...databaseLines(environment),
       ...(environment.qa ? [`    qa: { command: ${JSON.stringify(environment.qa)}, timeout: 1m }`] : []),
       ...(environment.approvalRoles
         ? [`    approval: { roles: [${environment.approvalRoles.join(', ')}], timeout: ${environment.approvalTimeout ?? '1h'} }`]

@@ -257,6 +257,8 @@ describe('change requests', () => {
     expect(done.steps.filter((step) => step.phase === 'rollback').map((step) => `${step.id}:${step.outcome}`)).toEqual(['narrow-plan-limits:applied', 'drop-markers:applied']);
     // dbchange's own ledgers are the only difference: they record what ran and what was undone.
     expect(dumpDatabase(url, { withoutLedgers: true })).toBe(before);
+    // The status says rolled-back just before the last notification is posted: wait for it.
+    await eventually(async () => webhook.notifications.length >= 4, 'the finished notification');
     expect(webhook.notifications.map((notification) => notification.dbchange.event)).toEqual(['started', 'blocked', 'rolling-back', 'finished']);
     expect(webhook.notifications[1].text).toContain('is blocked on crfail-staging: step duplicate');
     const leaks = [DATABASE_PASSWORD, webhook.url, 'secret-token'];

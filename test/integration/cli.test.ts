@@ -91,7 +91,7 @@ describe('the dbchange command, end to end with a worker process', () => {
     expect(json).toEqual({
       version: 1,
       kind: 'migrations-pending',
-      environments: ENVIRONMENTS.map((environment) => ({ environment, pending: [FIRST, SECOND], edited: [] })),
+      environments: ENVIRONMENTS.map((environment) => ({ environment, database: 'main', pending: [FIRST, SECOND], edited: [] })),
     });
 
     const one = await cli('migrations', 'pending', '--env', 'cli-production');
@@ -143,7 +143,7 @@ describe('the dbchange command, end to end with a worker process', () => {
     const json = parseJsonOutput<{ migration: string; name: string; environments: Record<string, unknown>[] }>(migrationStatus);
     expect(json).toMatchObject({ version: 1, kind: 'migration-status', migration: FIRST.version, name: FIRST.name });
     expect(json.environments).toEqual(
-      ENVIRONMENTS.map((environment) => ({ environment, applied: true, outcome: 'applied', at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), workflowId: WORKFLOW_ID })),
+      ENVIRONMENTS.map((environment) => ({ environment, database: 'main', applied: true, outcome: 'applied', at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), workflowId: WORKFLOW_ID })),
     );
 
     const list = await cli('pdm', 'status');

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
 import { startOwnDevServer, type OwnDevServer } from '../helpers/dev-servers';
+import { createFleetProject, schemaOf, type FleetProject } from '../helpers/fleet';
 import { query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
 import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
@@ -17,6 +18,8 @@ describe('bounded histories', () => {
   let server: OwnDevServer;
   let stack: Stack;
   let project: TestProject;
+  let fleet: FleetProject | undefined;
+  let fleetWorkflowId = '';
 
   beforeAll(async () => {
     server = await startOwnDevServer({ dynamicConfig: LIMITS });
@@ -34,6 +37,7 @@ describe('bounded histories', () => {
     await stack?.close();
     await server?.stop();
     await project?.cleanup();
+    await fleet?.cleanup();
   });
 
   it('continues as new instead of being terminated, and its status and decisions span every run', async () => {
@@ -78,7 +82,41 @@ describe('bounded histories', () => {
     expect(handle.workflowId).toBe(WORKFLOW_ID);
   });
 
-  it('replays every run of the pipeline without nondeterminism', async () => {
-    expect(await replayWorkflows(stack, [WORKFLOW_ID])).toBeGreaterThan(1);
+  it('rolls a fleet out across runs: the waves go on where the last run left them, each target once', async () => {
+    // 30 targets need about 200 events in one history; the server terminates a run at 100.
+    const targets = Array.from({ length: 30 }, (_, index) => `lim-${String(index + 1).padStart(2, '0')}`);
+    fleet = await createFleetProject('limfleet', {
+      environment: 'limcells',
+      targets,
+      waves: '[{count: 1}, {percent: 30}, {percent: 100}]',
+      concurrency: 4,
+      migrations: { '20241101000001_a.sql': migration('CREATE TABLE a (id int);'), '20241101000002_b.sql': migration('CREATE TABLE b (id int);') },
+    });
+    const taskQueue = stack.newTaskQueue();
+    await stack.startWorker(fleet.config, taskQueue);
+    const handle = await startPipeline(stack.client, fleet.config, { requestedBy: 'dave', taskQueue });
+    const final = await handle.result();
+    expect(final.stage).toBe('complete');
+    expect(final.run).toBeGreaterThan(1);
+    expect(final.results[0].fleet!.waves.map((wave) => [wave.size, wave.done])).toEqual([[1, 1], [8, 8], [21, 21]]);
+    expect(final.results[0].counts.applied).toBe(60);
+    for (const target of targets) {
+      expect(await query(fleet.url, `SELECT version, count(*)::int AS n FROM ${schemaOf(target)}.dbchange_migration_log WHERE outcome = 'applied' GROUP BY version ORDER BY version`)).toEqual([
+        { version: '20241101000001', n: 1 },
+        { version: '20241101000002', n: 1 },
+      ]);
+    }
+    const events: number[] = [];
+    for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) {
+      events.push((await stack.client.workflow.getHandle(handle.workflowId, execution.runId).fetchHistory()).events?.length ?? 0);
+    }
+    console.info(`history limits (fleet of ${targets.length}): ${events.length} runs, events per run ${events.join(', ')}`);
+    expect(events).toHaveLength(final.run);
+    expect(Math.max(...events)).toBeLessThan(LIMITS['limit.historyCount.error']);
+    fleetWorkflowId = handle.workflowId;
+  });
+
+  it('replays every run of the pipelines without nondeterminism', async () => {
+    expect(await replayWorkflows(stack, [WORKFLOW_ID, fleetWorkflowId])).toBeGreaterThan(2);
   });
 });

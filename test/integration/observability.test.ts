@@ -11,6 +11,8 @@ import { createProject, migration, type TestProject } from '../helpers/project';
 import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
 import { freePort } from '../../examples/demo/ports';
 import { ARTIFACTS_DIR } from '../helpers/browser';
+import { createFleetProject } from '../helpers/fleet';
+import { startWebhookReceiver } from '../helpers/webhook';
 
 const WORKFLOW_ID = 'pdm-obs-staging+obs-production';
 const APPROVAL_WAIT_MS = 1_500;
@@ -33,6 +35,7 @@ describe('worker metrics and logs', () => {
   let target: CliTarget;
   let worker: WorkerProcess;
   let metricsUrl: string;
+  let fleetWorkflowId = '';
 
   beforeAll(async () => {
     assertBuilt();
@@ -117,7 +120,43 @@ describe('worker metrics and logs', () => {
     expect(ours.find((entry) => entry.environment === 'obs-staging' && entry.message === 'applied 20241001000001 on obs-staging')).toMatchObject({ version: '20241001000001', lockRetries: stagingRetries });
   });
 
-  it('replays the history it produced without nondeterminism', async () => {
-    expect(await replayWorkflows(stack, [WORKFLOW_ID])).toBe(1);
+  it('counts fleet targets done, blocked and given up per environment, and notifies per wave, not per target', { timeout: 90_000 }, async () => {
+    const webhook = await startWebhookReceiver();
+    const fleet = await createFleetProject('obsfleet', {
+      environment: 'obs-cells',
+      targets: ['oc-01', 'oc-02', 'oc-03', 'oc-04', 'oc-05', 'oc-06'],
+      waves: '[{count: 1}, {percent: 100}]',
+      haltAfterFailures: 2,
+      migrations: { '20241001000001_make.sql': migration('CREATE TABLE made (id int);') },
+      webhookUrl: webhook.url,
+    });
+    // oc-04 already has the table: it blocks, and is given up; the other four of its wave go on.
+    await query(fleet.url, 'CREATE TABLE oc_04.made (id int)');
+    const port = await freePort(20_000 + Math.floor(Math.random() * 20_000));
+    const fleetTarget = { address: stack.address, taskQueue: stack.newTaskQueue(), configPath: fleet.configPath };
+    const fleetWorker = await startWorkerProcess(fleetTarget, { args: ['--metrics-address', `127.0.0.1:${port}`] });
+    try {
+      const handle = await startPipeline(stack.client, fleet.config, { requestedBy: 'dave', taskQueue: fleetTarget.taskQueue });
+      fleetWorkflowId = handle.workflowId;
+      await eventually(async () => (await pipelineStatus(stack.client, handle.workflowId)).stage === 'blocked', 'oc-04 to block', 60_000);
+      expect(await sendDecision(stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'abort', target: 'oc-04' })).toMatchObject({ accepted: true });
+      expect((await handle.result()).stage).toBe('complete');
+      const text = await eventually(async () => {
+        const scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return sample(scraped, METRIC.fleetTargets, { outcome: 'failed' }) > 0 && scraped;
+      }, 'the fleet counters');
+      const count = (outcome: string) => sample(text, METRIC.fleetTargets, { environment: 'obs-cells', outcome });
+      expect([count('done'), count('blocked'), count('failed')]).toEqual([5, 1, 1]);
+      await eventually(async () => webhook.notifications.some((notification) => notification.dbchange.event === 'finished'), 'the last notification');
+      expect(webhook.notifications.map((notification) => notification.dbchange.event)).toEqual(['started', 'wave-done', 'blocked', 'wave-done', 'environment-done', 'finished']);
+    } finally {
+      await stopWorkerProcesses([fleetWorker]);
+      webhook.close();
+      await fleet.cleanup();
+    }
+  });
+
+  it('replays the histories it produced without nondeterminism', async () => {
+    expect(await replayWorkflows(stack, [WORKFLOW_ID, fleetWorkflowId])).toBe(2);
   });
 });

@@ -43,14 +43,14 @@ describe('safety gates in the post-deploy pipeline', () => {
     const pools = new DatabasePools();
     try {
       const sql = 'ALTER TABLE ci_runner_machines\n  ADD CONSTRAINT fk_runner FOREIGN KEY (runner_id) REFERENCES ci_runners_e59bb2812d (id) NOT VALID;';
-      const findings = await runPrechecks(pools.pool(project.config.environments[0]), [{ label: 'step-1', sql }], 10_000);
+      const findings = await runPrechecks(pools.pool(project.config.environments[0].databases[0]), [{ label: 'step-1', sql }], 10_000);
       expect(findings).toHaveLength(1);
       expect(findings[0]).toMatchObject({ severity: 'block', check: 'foreign-key-orphans', source: 'step-1:1', count: planted.orphanRows, sample: planted.firstMissing });
       expect(findings[0].message).toContain(`point at ${planted.missingParents} missing ci_runners_e59bb2812d rows`);
       expect(findings[0].message).toContain('every new INSERT or UPDATE is checked at once');
 
       // The same key added valid fails on its own and rolls back: a warning, not a block.
-      const valid = await runPrechecks(pools.pool(project.config.environments[0]), [{ label: 'step-2', sql: sql.replace(' NOT VALID', '') }], 10_000);
+      const valid = await runPrechecks(pools.pool(project.config.environments[0].databases[0]), [{ label: 'step-2', sql: sql.replace(' NOT VALID', '') }], 10_000);
       expect(valid.map((finding) => [finding.severity, finding.count])).toEqual([['warn', planted.orphanRows]]);
     } finally {
       await pools.close();
@@ -75,7 +75,7 @@ describe('safety gates in the post-deploy pipeline', () => {
     ].join('\n');
     const pools = new DatabasePools();
     try {
-      const findings = await runPrechecks(pools.pool(project.config.environments[0]), [{ label: 'checks.sql', sql, transactional: false }], 10_000);
+      const findings = await runPrechecks(pools.pool(project.config.environments[0].databases[0]), [{ label: 'checks.sql', sql, transactional: false }], 10_000);
       expect(findings.map((finding) => [finding.source, finding.check, finding.severity, finding.count])).toEqual([
         ['checks.sql:1', 'not-null-violations', 'warn', nulls],
         ['checks.sql:2', 'check-violations', 'warn', negative],

@@ -37,7 +37,7 @@ describe('loadConfig', () => {
     const config = loadConfig(undefined, { DBCHANGE_CONFIG: file, STAGING_DATABASE_URL: 'postgres://localhost/app' });
     expect(config.path).toBe(file);
     expect(config.migrations.postDeploy).toBe(join(dir, 'db/post_migrate'));
-    expect(config.environments[0].databaseUrl).toBe('postgres://localhost/app');
+    expect(config.environments[0].databases[0].url).toBe('postgres://localhost/app');
   });
 
   it('says how to point at the file when it does not exist', () => {

@@ -52,15 +52,17 @@ describe('parseConfig', () => {
       environments: [
         {
           name: 'staging',
-          databaseUrl: 'postgres://postgres@127.0.0.1:5432/app_staging',
-          missingVariables: [],
+          databases: [
+            { address: 'staging', environment: 'staging', database: 'main', url: 'postgres://postgres@127.0.0.1:5432/app_staging', missingVariables: [], key: 'databaseUrl' },
+          ],
           qa: { command: 'npm run qa -- staging', timeoutMs: 1_800_000 },
           approval: undefined,
         },
         {
           name: 'production',
-          databaseUrl: 'postgres://postgres@127.0.0.1:5432/app_production',
-          missingVariables: [],
+          databases: [
+            { address: 'production', environment: 'production', database: 'main', url: 'postgres://postgres@127.0.0.1:5432/app_production', missingVariables: [], key: 'databaseUrl' },
+          ],
           qa: undefined,
           approval: { roles: ['release-manager'], timeoutMs: 86_400_000 },
         },
@@ -121,7 +123,7 @@ environments:
 `;
     const config = parseConfig(text, FILE, { MIGRATIONS_ROOT: 'db', PGUSER: 'app', PGPASSWORD: 'p$ss', QA_SUITE: 'smoke' }, BASE);
     expect(config.migrations.postDeploy).toBe('/project/db/post_migrate');
-    expect(config.environments[0].databaseUrl).toBe('postgres://app:p$ss@db:5432/app');
+    expect(config.environments[0].databases[0].url).toBe('postgres://app:p$ss@db:5432/app');
     expect(config.environments[0].qa?.command).toBe('echo $HOME smoke');
   });
 
@@ -208,28 +210,28 @@ notifications:
 
     it('parses when variables named in databaseUrl and webhookUrl are unset, and records which ones', () => {
       const config = parseConfig(withSecrets, FILE, { PRODUCTION_DB_HOST: 'prod-db' }, BASE);
-      expect(config.environments.map(({ name, databaseUrl, missingVariables }) => ({ name, databaseUrl, missingVariables }))).toEqual([
-        { name: 'staging', databaseUrl: undefined, missingVariables: ['PGUSER', 'PGPASSWORD'] },
-        { name: 'production', databaseUrl: 'postgres://app@prod-db/app', missingVariables: [] },
+      expect(config.environments.map(({ name, databases: [{ url, missingVariables }] }) => ({ name, url, missingVariables }))).toEqual([
+        { name: 'staging', url: undefined, missingVariables: ['PGUSER', 'PGPASSWORD'] },
+        { name: 'production', url: 'postgres://app@prod-db/app', missingVariables: [] },
       ]);
       expect(config.webhookUrl).toBeUndefined();
     });
 
     it('never keeps a half-expanded connection string', () => {
       const config = parseConfig(withSecrets, FILE, { PGUSER: 'app' }, BASE);
-      expect(config.environments[0].databaseUrl).toBeUndefined();
-      expect(config.environments[0].missingVariables).toEqual(['PGPASSWORD']);
+      expect(config.environments[0].databases[0].url).toBeUndefined();
+      expect(config.environments[0].databases[0].missingVariables).toEqual(['PGPASSWORD']);
     });
 
     it('requireDatabaseUrl says which variables to export where the worker runs', () => {
       const config = parseConfig(withSecrets, FILE, {}, BASE);
-      expect(() => requireDatabaseUrl(config.environments[0])).toThrow(
+      expect(() => requireDatabaseUrl(config.environments[0].databases[0])).toThrow(
         new ConfigError('dbchange.yaml', [
           "environments.staging.databaseUrl: ${PGUSER}, ${PGPASSWORD} is not set in this process's environment; export it where the worker runs",
         ]),
       );
       try {
-        requireDatabaseUrl(config.environments[1]);
+        requireDatabaseUrl(config.environments[1].databases[0]);
         expect.unreachable('requireDatabaseUrl should have thrown');
       } catch (error) {
         expect(error).toBeInstanceOf(ConfigError);
@@ -239,14 +241,14 @@ notifications:
 
     it('requireDatabaseUrl returns the connection string once its variables are set', () => {
       const config = parseConfig(withSecrets, FILE, { PGUSER: 'app', PGPASSWORD: 'secret', PRODUCTION_DB_HOST: 'prod-db' }, BASE);
-      expect(requireDatabaseUrl(config.environments[0])).toBe('postgres://app:secret@db/app');
-      expect(requireDatabaseUrl(config.environments[1])).toBe('postgres://app@prod-db/app');
+      expect(requireDatabaseUrl(config.environments[0].databases[0])).toBe('postgres://app:secret@db/app');
+      expect(requireDatabaseUrl(config.environments[1].databases[0])).toBe('postgres://app@prod-db/app');
     });
   });
 
   it('refuses an environment without databaseUrl', () => {
     expect(problemsOf('migrations: { postDeploy: db }\nenvironments:\n  - name: staging\n')).toEqual([
-      'line 3: environments.0.databaseUrl: missing: add it',
+      'line 3: environments.0: no database; set databaseUrl (one database), databases (several, e.g. main and ci) or fleet (targets listed by a source)',
     ]);
   });
 

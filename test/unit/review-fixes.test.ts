@@ -22,8 +22,8 @@ describe('fixes found in review', () => {
       {},
       '/project',
     );
-    expect(config.environments[0].databaseUrl).toBeUndefined();
-    expect(() => requireDatabaseUrl(config.environments[0])).toThrow(/\$\{STAGING_DATABASE_URL\} is not set/);
+    expect(config.environments[0].databases[0].url).toBeUndefined();
+    expect(() => requireDatabaseUrl(config.environments[0].databases[0])).toThrow(/\$\{STAGING_DATABASE_URL\} is not set/);
   });
 
   it('gives YAML syntax errors their line', () => {
