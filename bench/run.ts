@@ -8,6 +8,7 @@ import { REPO_ROOT } from './lib/paths';
 import type { BenchResult } from './lib/result';
 import { readSettings, type BenchSettings } from './lib/settings';
 import { startBenchServers, type BenchServers } from './lib/temporal';
+import { runFleet } from './fleet';
 import { runHistory } from './history';
 import { runHold } from './hold';
 import { runLockStall } from './lock-stall';
@@ -22,6 +23,7 @@ const BENCHMARKS: Record<string, (settings: BenchSettings, servers: BenchServers
   scale: runScale,
   history: runHistory,
   hold: runHold,
+  fleet: runFleet,
 };
 const RESULTS_DIR = join(REPO_ROOT, 'bench/results');
 const README = join(REPO_ROOT, 'bench/README.md');

@@ -13,6 +13,10 @@ export interface BenchSettings {
   historyMigrations: number;
   /** How long the hold benchmark keeps a pipeline held by an incident. */
   holdMinutes: number;
+  /** Fleet benchmark: targets (schemas in one database) in the first run, separate databases in the second, and targets migrated at once. */
+  fleetTargets: number;
+  fleetDatabases: number;
+  fleetConcurrency: number;
   /** Benchmarks to run (all when empty). */
   only: string[];
   /** Server where benchmark databases are created and dropped. */
@@ -28,6 +32,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     approvals: positive(env.BENCH_APPROVALS, 200),
     historyMigrations: positive(env.BENCH_HISTORY_MIGRATIONS, 3_000),
     holdMinutes: positive(env.BENCH_HOLD_MINUTES, 10),
+    fleetTargets: positive(env.BENCH_FLEET_TARGETS, 1_000),
+    fleetDatabases: positive(env.BENCH_FLEET_DATABASES, 100),
+    fleetConcurrency: positive(env.BENCH_FLEET_CONCURRENCY, 16),
     only: (env.BENCH_ONLY ?? '').split(',').map((name) => name.trim()).filter(Boolean),
     adminUrl: env.DBCHANGE_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   };
