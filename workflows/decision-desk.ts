@@ -164,7 +164,7 @@ export class DecisionDesk {
     if (!allowed) return this.refuse('resolve', payload, 'nothing is blocked now');
     if (!isApprover(this.approvers, user)) return this.refuse('resolve', payload, `${user} is not a configured approver (add them under approvers in dbchange.yaml)`);
     const targets = waiting?.kind === 'resolution' ? waiting.targets : undefined;
-    const targetProblem = targets ? targetRefusal(targets, target, action) : target !== undefined ? `--target is for a fleet's blocked targets; ${waiting?.environment ?? 'this pipeline'} is not a fleet wave` : undefined;
+    const targetProblem = targets ? targetRefusal(targets, target, action) : target !== undefined ? `--target names a blocked fleet target; none waits for a decision now (${waiting?.environment ?? 'this pipeline'} accepts ${allowed.join('|')} without --target)` : undefined;
     if (targetProblem) return this.refuse('resolve', payload, targetProblem);
     this.resolution = checked.value;
     return this.accept({ kind: 'resolve', user, action, comment, environment: waiting?.environment, ...(target ? { target } : {}) }, `resolved: ${action}${target ? ` for ${target}` : ''}`);

@@ -2,7 +2,7 @@
 // `concurrency` at a time, one activity per target. A failed target blocks only itself; a wave ends when all its
 // targets are done or decided, and halts early once `haltAfterFailures` of them failed. The state is compact and
 // carried when the pipeline continues as new, so a rollout of thousands of targets stays within history limits.
-import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { DbChangeActivities } from '../activities';
 import type { TargetFailureDetails, TargetOutcome } from '../activities/fleet-rollout';
 import { ALL_BLOCKED, type Resolution, type ResolveAction } from '../core/decisions';
@@ -18,6 +18,8 @@ const NON_RETRYABLE_ERRORS = ['ConfigError', 'MigrationFileError'];
 const { rollOutTarget } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '24h',
   heartbeatTimeout: '10s',
+  // A person's stop waits until each running target's SQL was cancelled and rolled back.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: transientRetryPolicy(NON_RETRYABLE_ERRORS),
 });
 const { listFleetTargets, markTargetMigrationComplete } = proxyActivities<DbChangeActivities>({
@@ -57,26 +59,47 @@ async function listTargets(run: PipelineRun, environment: string, plan: FleetPla
   }
 }
 
-/** One wave: starts targets up to `concurrency`, waits for decisions on blocked ones, ends when each is settled. */
+/**
+ * One wave: starts targets up to `concurrency`, waits for decisions on blocked ones, ends when each is settled.
+ * While targets run, `resolve --action abort` stops them all (their SQL is cancelled and rolled back) and ends the
+ * pipeline.
+ */
 async function runWave(run: PipelineRun, environment: string, plan: FleetPlan, state: FleetState, show: (running: number) => void): Promise<'done' | 'hand-over'> {
   const running = new Map<string, Promise<void>>();
+  const scope = new CancellationScope();
   for (;;) {
     const halted = state.blocked.length + failedInWave(state).length >= plan.haltAfterFailures;
     const full = runIsFull();
     while (!halted && !full && running.size < plan.concurrency) {
       const target = takeNextTarget(state);
       if (target === undefined) break;
-      running.set(target, rollOut(run, environment, state, target).finally(() => running.delete(target)));
+      running.set(target, scope.run(() => rollOut(run, environment, state, target)).finally(() => running.delete(target)));
     }
     show(running.size);
     if (running.size > 0) {
-      await Promise.race(running.values());
+      await untilOneEndsOrStop(run, environment, scope, running);
       continue;
     }
     // Nothing runs: what is left is the state itself, so a full run can hand it over here.
     if (full && hasTargetsToStart(state) && !halted) return 'hand-over';
     if (!hasTargetsToStart(state) && state.blocked.length === 0 && failedInWave(state).length < plan.haltAfterFailures) return 'done';
     await decideTargets(run, environment, plan, state);
+  }
+}
+
+/** Waits for a running target to end; a person's stop cancels every running one, waits for them, and ends the pipeline. */
+async function untilOneEndsOrStop(run: PipelineRun, environment: string, scope: CancellationScope, running: Map<string, Promise<void>>): Promise<void> {
+  const offer = run.desk.offerStop(environment);
+  try {
+    await Promise.race([...running.values(), offer.decided]);
+    const stop = offer.decision();
+    if (!stop) return;
+    const stopped = [...running.keys()];
+    scope.cancel();
+    await Promise.allSettled(running.values());
+    await endAborted(run.board, environment, stop, `stopped ${stopped.join(', ')} while they ran; their SQL was cancelled and rolled back`);
+  } finally {
+    offer.withdraw();
   }
 }
 
@@ -88,6 +111,8 @@ async function rollOut({ board }: PipelineRun, environment: string, state: Fleet
     outcome = await rollOutTarget.executeWithOptions({ summary: `migrate ${target} (${environment}, wave ${wave + 1})` }, [{ environment, target, digest: state.digest }]);
   } catch (error) {
     if (!(error instanceof ActivityFailure)) throw error;
+    // Stopped by a person: the pipeline ends (untilOneEndsOrStop); the target is not blocked.
+    if (isCancellation(error)) return;
     const { version, counts } = detailsOf(error);
     if (counts) board.recordTargetCounts(environment, counts);
     state.blocked.push({ target, error: describeStepFailure(error), wave, ...(version ? { version } : {}) });

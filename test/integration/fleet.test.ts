@@ -119,6 +119,27 @@ describe('fleet rollouts', () => {
     for (const target of targets.slice(1)) expect(await project.versions(target)).toBeNull();
   });
 
+  it('stops every running target when a person aborts mid-wave: their SQL is cancelled and rolled back, and the pipeline ends', async () => {
+    const targets = names('slow', 3);
+    const slow = { '20240801000009_slow.sql': migration('CREATE TABLE slow_made (id int);\nSELECT pg_sleep(60);') };
+    const { project, handle } = await start('fleetstop', { environment: 'slowcells', targets, waves: '[{percent: 100}]', concurrency: 3, migrations: slow });
+    await waitFor(handle.workflowId, 'three targets running', (status) => status.results[0]?.fleet?.waves[0].running === 3);
+    // Until the targets stop, a decision about one of them is refused: only abort is accepted now.
+    expect(await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'abort', target: 'slow-01' })).toMatchObject({ accepted: false });
+    const askedAt = Date.now();
+    expect(await sendDecision(suite.stack.client, handle.workflowId, 'resolve', { user: 'alice', action: 'abort', comment: 'wrong package' })).toMatchObject({ accepted: true });
+    await expect(handle.result()).rejects.toThrow();
+    expect(Date.now() - askedAt).toBeLessThan(20_000);
+    const final = await pipelineStatus(suite.stack.client, handle.workflowId);
+    expect(final.stage).toBe('aborted');
+    expect(final.summary).toContain('stopped slow-01, slow-02, slow-03 while they ran');
+    for (const target of targets) {
+      expect((await project.versions(target)) ?? []).toEqual([]);
+      expect(await query(project.url, `SELECT to_regclass('${schemaOf(target)}.slow_made') IS NULL AS rolled_back`)).toEqual([{ rolled_back: true }]);
+    }
+    expect(await query(project.url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()`)).toEqual([{ n: 0 }]);
+  });
+
   it('refuses a registry that lists a name twice or a malformed URL before anything runs, naming the rows', async () => {
     const targets = names('reg', 3);
     const { project, handle } = await start('fleetreg', { environment: 'cellsreg', targets, registry: true }, async (fleet) => {
