@@ -16,7 +16,9 @@ import { driftBetween } from './drift';
 import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
 import { createBatchActivities, type MigrationRef } from './batches';
-import { createFleetActivities } from './fleet-rollout';
+import { createFleetActivities, planDigest } from './fleet-rollout';
+import { digestOfFiles, verifyDecision } from './ssh-signatures';
+import { shortDigest } from '../core/decision-statement';
 import type { FleetConfig, FleetPlan } from '../core/fleet';
 import { whileHeartbeating } from './heartbeat';
 import { DatabasePools, recordWithoutRunning } from './db';
@@ -38,6 +40,7 @@ export const APPLIED_MIGRATION_EDITED = 'AppliedMigrationEdited';
 export const PROMOTED_MIGRATION_CHANGED = 'PromotedMigrationChanged';
 export const INVALID_MIGRATION_FILE = 'InvalidMigrationFile';
 export const MIGRATION_NOT_FOUND = 'MigrationNotFound';
+export const APPROVED_FILES_CHANGED = 'ApprovedFilesChanged';
 
 /** The part of the config a pipeline needs in its history: names, gates and timings, no secrets. */
 export interface PipelinePlan {
@@ -51,6 +54,8 @@ export interface PipelinePlan {
   drift: 'refuse' | 'warn';
   /** migrations.outOfOrder; absent in plans made before it existed. */
   outOfOrder?: OutOfOrderPolicy;
+  /** approvals.signatures; absent in plans made before dbchange checked signatures. */
+  signatures?: 'optional' | 'required';
 }
 
 /** What a change request needs in its history: the checked CR, who must approve, and timings. No secrets. */
@@ -65,6 +70,8 @@ export interface ChangePlan {
   recheckIntervalMs: number;
   /** The project's lock settings with the CR's own lockRetry on top; steps may override the timeouts. */
   settings: LockSettings;
+  /** approvals.signatures; absent in plans made before dbchange checked signatures. */
+  signatures?: 'optional' | 'required';
 }
 
 export const INVALID_CHANGE_REQUEST = 'InvalidChangeRequest';
@@ -162,6 +169,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
         compatibilityGate: Boolean(config.gates.compatibility.queries) || config.gates.compatibility.pgStatStatements,
         drift: config.gates.drift,
         outOfOrder: config.migrations.outOfOrder,
+        signatures: config.signatures,
       };
     },
 
@@ -211,7 +219,48 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
       });
     },
 
-    listPendingMigrations: pendingOn,
+    /**
+     * What runs next on a database. After a signed approval, `approvedDigest` is what the approval named for this
+     * database: pending files that differ from it (added, removed or edited since) block instead of running.
+     */
+    async listPendingMigrations(environment: string, approvedDigest?: string): Promise<PendingMigration[]> {
+      const pending = await pendingOn(environment);
+      const now = digestOfFiles(pending);
+      if (approvedDigest !== undefined && now !== approvedDigest) {
+        throw ApplicationFailure.create({
+          type: APPROVED_FILES_CHANGED,
+          nonRetryable: true,
+          message: `the pending files of ${environment} changed since they were approved (approved ${shortDigest(approvedDigest)}, now ${shortDigest(now)}): what runs must be what was approved; restore them and retry, or abort and start a new pipeline`,
+        });
+      }
+      return pending;
+    },
+
+    /**
+     * What an approval before `environment` permits, as the digest a signature names: each database's pending files
+     * (address, version, checksum), with each database's own digest to check before it runs; for a fleet, every
+     * post-deploy file, which each target runs what it lacks of.
+     */
+    async approvalDigest(environment: string): Promise<{ digest: string; targets: Record<string, string> }> {
+      const configured = environmentNamed(environment);
+      if (configured.fleet) {
+        const digest = `sha256:${planDigest(readMigrations(readMigrationDir))}`;
+        return { digest, targets: { [environment]: digest } };
+      }
+      const entries: { target: string; version: string; checksum: string }[] = [];
+      const targets: Record<string, string> = {};
+      for (const target of configured.databases) {
+        const pending = await pendingOn(target.address);
+        targets[target.address] = digestOfFiles(pending);
+        entries.push(...pending.map((file) => ({ target: target.address, version: file.version, checksum: file.checksum })));
+      }
+      return { digest: digestOfFiles(entries), targets };
+    },
+
+    /** Checks a signed decision against the keys dbchange.yaml lists for its user (or a gateway acting for them). */
+    async verifyDecisionSignature(input: { user: string; statement: string; signature: string }) {
+      return verifyDecision(config, { user: input.user, text: input.statement, signature: input.signature });
+    },
 
     /** The first look: how many are pending and which are out of order, without the whole list (thousands of files). */
     async lookAtPending(environment: string): Promise<{ count: number; outOfOrder?: OutOfOrderFinding }> {
@@ -264,6 +313,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
           rollbackWindowMs: config.changeRequests.rollbackWindowMs,
           recheckIntervalMs: config.recheckIntervalMs,
           settings: stepSettings(config.lockRetry, checked.changeRequest.lockRetry),
+          signatures: config.signatures,
         };
       } catch (error) {
         if (error instanceof ChangeRequestError || error instanceof ConfigError) {

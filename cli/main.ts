@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ChangeRequestError } from '../core/change-request';
 import { ConfigError } from '../core/config';
 import { MigrationFileError } from '../core/migration-files';
+import { registerAuditCommand } from './commands/audit';
 import { registerChangeRequestCommands } from './commands/cr';
 import { registerDecisionCommands } from './commands/decisions';
 import { registerDriftCommand } from './commands/drift';
@@ -29,6 +30,7 @@ export function createProgram(): { program: Command; context: CommandContext } {
   registerPdmCommands(program, context);
   registerChangeRequestCommands(program, context);
   registerDecisionCommands(program, context);
+  registerAuditCommand(program, context);
   registerIncidentCommands(program, context);
   registerLintCommand(program, context);
   registerDriftCommand(program, context);

@@ -1,6 +1,6 @@
 // The change request workflow's public shapes: input, status snapshot, and the labels it shows.
 import type { Criticality } from './criticality';
-import type { DecisionRecord } from './decisions';
+import type { DecisionRecord, SigningGate } from './decisions';
 import type { Phase } from './change-steps';
 import type { PrecheckFinding } from './prechecks';
 import type { RetryNotice } from './step-retries';
@@ -90,6 +90,8 @@ export interface ChangeRequestStatus {
   lastError?: string;
   /** Roles that approve the change before it starts, and who did (each as soon as it is accepted). */
   approvals: { role: string; by?: string }[];
+  /** While a decision is awaited: what a signed one must name (`dbchange approve --print-statement`). */
+  signing?: SigningGate;
   decisions: DecisionRecord[];
   steps: StepRecord[];
   /** What the data-aware prechecks found before each environment (blocking findings also block the change). */

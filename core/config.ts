@@ -7,6 +7,7 @@ import { DEFAULT_OUT_OF_ORDER_POLICY, OUT_OF_ORDER_POLICIES, type OutOfOrderPoli
 import { describeSchemaIssues, readYamlSource } from './yaml-source';
 import { fleetSchema, toFleetConfig, type FleetConfig } from './fleet';
 import { MAIN_DATABASE, parseTargetAddress, targetAddress } from './targets';
+import { approvalsSchema, approverProblems, approverSchema, gatewaysSchema, splitApprovers, type GatewayConfig, type SignaturePolicy } from './approvers';
 
 export const DEFAULT_CONFIG_FILE = 'dbchange.yaml';
 
@@ -46,7 +47,9 @@ const configSchema = z.strictObject({
     outOfOrder: z.enum(OUT_OF_ORDER_POLICIES).default(DEFAULT_OUT_OF_ORDER_POLICY),
   }),
   environments: z.array(environmentSchema).min(1, 'list at least one environment'),
-  approvers: z.record(userName, z.array(z.string().min(1))).default({}),
+  approvers: z.record(userName, approverSchema).default({}),
+  approvals: approvalsSchema,
+  gateways: gatewaysSchema,
   notifications: z.strictObject({ webhookUrl: z.string().optional() }).default({}),
   lockRetry: z
     .strictObject({
@@ -123,7 +126,14 @@ export interface DbChangeConfig {
     outOfOrder: OutOfOrderPolicy;
   };
   environments: EnvironmentConfig[];
+  /** user → roles they hold. */
   approvers: Record<string, string[]>;
+  /** user → their OpenSSH public key lines (empty when they have none); a signed decision verifies against these. */
+  approverKeys: Record<string, string[]>;
+  /** `required`: an unsigned decision is refused. */
+  signatures: SignaturePolicy;
+  /** Trusted signers that assert named approvers (a chat-ops bot that authenticates people itself). */
+  gateways: Record<string, GatewayConfig>;
   webhookUrl?: string;
   /**
    * maxWaitMs bounds how long one try of a step waits for locks (lock_timeout, then waiting for the blocker);
@@ -177,7 +187,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
 
   const parsed = configSchema.safeParse(expanded ?? {});
   if (!parsed.success) problems.push(...describeSchemaIssues(parsed.error.issues, source));
-  problems.push(...crossFieldProblems(expanded, source.lineOf));
+  problems.push(...crossFieldProblems(expanded, source.lineOf), ...approverProblems(expanded, source.lineOf));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(file, problems);
   return toConfig(parsed.data, file, baseDir, missingBySecret);
 }
@@ -241,6 +251,7 @@ function crossFieldProblems(raw: unknown, lineOf: (path: PropertyKey[]) => strin
 
 function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret: Map<string, string[]>): DbChangeConfig {
   const resolvePath = (relative: string) => (relative.startsWith('/') ? relative : `${baseDir}/${relative}`);
+  const approvers = splitApprovers(raw.approvers);
   return {
     path: file,
     migrations: {
@@ -260,7 +271,10 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
         },
       };
     }),
-    approvers: raw.approvers,
+    approvers: approvers.roles,
+    approverKeys: approvers.keys,
+    signatures: raw.approvals.signatures,
+    gateways: raw.gateways,
     webhookUrl: missingBySecret.has('notifications.webhookUrl') ? undefined : raw.notifications.webhookUrl || undefined,
     lockRetry: {
       lockTimeoutMs: parseDuration(raw.lockRetry.lockTimeout)!,

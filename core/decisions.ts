@@ -5,16 +5,24 @@ const MAX_TEXT = 2_000;
 /** A decision update larger than this as JSON is refused before it enters history: refusals cannot flood it. */
 export const MAX_DECISION_JSON = 8 * 1024;
 
+/** A decision signed with the approver's SSH key: the statement (core/decision-statement.ts) and its SSHSIG. */
+export interface SignedDecision {
+  statement: string;
+  signature: string;
+}
+
 export interface Approval {
   user: string;
   role: string;
   comment?: string;
   /** Change requests only: the sha256 (or its first 12+ characters) of the CR file the approver reviewed. */
   checksum?: string;
+  signed?: SignedDecision;
 }
 export interface Rejection {
   user: string;
   reason: string;
+  signed?: SignedDecision;
 }
 /** Asks a complete (or blocked) change request to run its rollback steps. */
 export interface RollbackRequest {
@@ -27,6 +35,14 @@ export interface Resolution {
   comment?: string;
   /** A fleet's blocked (or given-up) target this decision is about, or `all-blocked`. */
   target?: string;
+  signed?: SignedDecision;
+}
+
+/** What a decision signed now must name, shown in a workflow's status while it waits for one (`--print-statement`). */
+export interface SigningGate {
+  runId: string;
+  gate: string;
+  digest: string;
 }
 
 /** `--target all-blocked`: one decision for every blocked target of the wave. */
@@ -65,6 +81,8 @@ export interface DecisionRecord {
   /** A fleet target the decision was about. */
   target?: string;
   comment?: string;
+  /** A signed decision: who signed (the person, or a gateway for them), the key's fingerprint, and what was signed. */
+  signature?: { signer: string; fingerprint: string; statement: string; signature: string };
   accepted: boolean;
   /** Why it was refused, or what it decided. */
   reason?: string;
@@ -95,14 +113,36 @@ function fields<K extends string>(payload: unknown, spec: Record<K, boolean>): C
   return { ok: true, value: result };
 }
 
+/** A signed statement is a few hundred bytes and an SSHSIG of an ed25519 or RSA-4096 key under 2 KB. */
+export const MAX_STATEMENT = 1_024;
+export const MAX_SIGNATURE = 4_096;
+
+/** The optional `signed` field: a statement and its armored signature, each of bounded size. */
+function signedField(payload: unknown): Checked<SignedDecision | undefined> {
+  const signed = (payload as { signed?: unknown }).signed;
+  if (signed === undefined || signed === null) return { ok: true, value: undefined };
+  if (typeof signed !== 'object' || Array.isArray(signed)) return { ok: false, error: '"signed" must be {"statement": "...", "signature": "-----BEGIN SSH SIGNATURE-----..."}' };
+  const { statement, signature } = signed as Record<string, unknown>;
+  if (typeof statement !== 'string' || typeof signature !== 'string') return { ok: false, error: '"signed" needs "statement" and "signature", both strings' };
+  if (statement.length > MAX_STATEMENT) return { ok: false, error: `"signed.statement" is longer than ${MAX_STATEMENT} characters` };
+  if (signature.length > MAX_SIGNATURE) return { ok: false, error: `"signed.signature" is longer than ${MAX_SIGNATURE} characters; an SSH signature is under 2 KB` };
+  return { ok: true, value: { statement, signature } };
+}
+
+/** The payload's text fields, and its `signed` field when there is one. */
+function withSigned<T>(payload: unknown, checked: Checked<Record<string, string | undefined>>): Checked<T> {
+  if (!checked.ok) return checked;
+  const signed = signedField(payload);
+  if (!signed.ok) return signed;
+  return { ok: true, value: { ...checked.value, ...(signed.value ? { signed: signed.value } : {}) } as T };
+}
+
 export function checkApprovalPayload(payload: unknown): Checked<Approval> {
-  const checked = fields(payload, { user: true, role: true, comment: false, checksum: false });
-  return checked.ok ? { ok: true, value: checked.value as Approval } : checked;
+  return withSigned<Approval>(payload, fields(payload, { user: true, role: true, comment: false, checksum: false }));
 }
 
 export function checkRejectionPayload(payload: unknown): Checked<Rejection> {
-  const checked = fields(payload, { user: true, reason: true });
-  return checked.ok ? { ok: true, value: checked.value as Rejection } : checked;
+  return withSigned<Rejection>(payload, fields(payload, { user: true, reason: true }));
 }
 
 export function checkRollbackPayload(payload: unknown): Checked<RollbackRequest> {
@@ -142,7 +182,7 @@ export function checkResolutionPayload(payload: unknown, allowed: readonly Resol
   const action = checked.value.action as ResolveAction;
   if (!allowed.includes(action)) return { ok: false, error: `"action" must be one of ${allowed.join(', ')}; got "${action}"` };
   const { target, ...rest } = checked.value;
-  return { ok: true, value: (target === undefined ? rest : checked.value) as Resolution };
+  return withSigned<Resolution>(payload, { ok: true, value: target === undefined ? rest : checked.value });
 }
 
 export interface ApprovalPolicy {

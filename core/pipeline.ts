@@ -1,7 +1,7 @@
 // The post-deploy migration pipeline's public shapes: input, status snapshot and result.
 import type { CompatibilityResult } from './compatibility';
 import type { FleetState, FleetStatus } from './fleet-progress';
-import type { DecisionRecord } from './decisions';
+import type { DecisionRecord, SigningGate } from './decisions';
 import type { LintFinding } from './lint-rules';
 import type { OutOfOrderFinding, OutOfOrderPolicy } from './out-of-order';
 import type { PrecheckFinding } from './prechecks';
@@ -29,6 +29,8 @@ export interface PipelineResume {
   target?: string;
   /** A fleet's rollout, where it stands. */
   fleet?: FleetState;
+  /** Each database's digest of the pending files a signed approval permitted, checked before they run. */
+  approved?: Record<string, string>;
   status: PipelineStatus;
 }
 
@@ -132,6 +134,8 @@ export interface PipelineStatus {
   results: EnvironmentResult[];
   /** Which run of the workflow this is: a long pipeline continues as new, carrying this status. */
   run: number;
+  /** While a decision is awaited: what a signed one must name (`dbchange approve --print-statement`). */
+  signing?: SigningGate;
   /** Pending versions older than one already applied there, per environment, as last listed; kept after they ran. */
   outOfOrder?: { policy: OutOfOrderPolicy; environments: OutOfOrderFinding[] };
   summary?: string;

@@ -3,6 +3,7 @@
 // steps on every environment it changed, newest first.
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ChangePlan, DbChangeActivities } from '../activities';
+import { decisionSigning, withSigning } from './decision-signing';
 import type { ChangeStep } from '../core/change-request';
 import { shouldRun, stepSettings, type CheckResults, type Phase } from '../core/change-steps';
 import { approvalWaitText, type ChangeRequestInput, type ChangeRequestStatus, type StepRecord } from '../core/change-status';
@@ -57,9 +58,9 @@ function stepActivities(plan: ChangePlan) {
 export async function changeRequest(input: ChangeRequestInput): Promise<ChangeRequestStatus> {
   checkInput(input);
   const plan = await planChangeRequest({ file: input.file, content: input.content, checksum: input.checksum });
-  const desk = new DecisionDesk(plan.approvers, plan.changeRequest.requestedBy, plan.checksum);
+  const desk = new DecisionDesk(plan.approvers, plan.changeRequest.requestedBy, plan.checksum, decisionSigning(plan.signatures));
   const board = new ChangeBoard(plan, Boolean(input.dryRun), desk.decisions);
-  setHandler(changeStatus, () => board.snapshot());
+  setHandler(changeStatus, () => (plan.signatures ? withSigning(board.snapshot(), desk.signingNow()) : board.snapshot()));
   setHandler(stepProgress, (progress) => board.stepProgress(progress));
   desk.install();
   desk.installRollback();

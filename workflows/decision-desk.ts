@@ -1,5 +1,6 @@
 // Receives human decisions (signals or updates), checks who may make them, and records every one.
-import { condition, setHandler } from '@temporalio/workflow';
+import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import { parseStatement, statementMismatch } from '../core/decision-statement';
 import {
   checkApprovalPayload,
   checkRejectionPayload,
@@ -13,16 +14,27 @@ import {
   type DecisionRecord,
   type Resolution,
   type ResolveAction,
+  type SignedDecision,
+  type SigningGate,
   type TargetChoice,
   targetRefusal,
 } from '../core/decisions';
 import { formatDuration } from '../core/duration';
 import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, rollback, rollbackUpdate, type DecisionAnswer } from './messages';
 
+/** `digest`: what a signed decision here must name (the pending files of a pipeline gate); else the CR's checksum. */
 type Waiting =
   /** One approval in any of `roles`; or, with `approvedBy`, one per role, each from a different person. */
-  | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string>; onApproved?: (role: string, user: string) => void }
-  | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[]; targets?: TargetChoice };
+  | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string>; onApproved?: (role: string, user: string) => void; digest?: string }
+  | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[]; targets?: TargetChoice; digest?: string };
+
+type DecisionSignature = NonNullable<DecisionRecord['signature']>;
+
+/** Signed decisions: whether one is required, and how a signature is checked (an activity: ssh-keygen and the keys in config). */
+export interface DecisionSigning {
+  required: boolean;
+  verify(input: { user: string; statement: string; signature: string }): Promise<{ ok: true; signer: string; fingerprint: string } | { ok: false; reason: string }>;
+}
 
 export type ApprovalOutcome = { approved: true; by: string } | { approved: false; by?: string; reason: string };
 
@@ -37,6 +49,8 @@ export class DecisionDesk {
     private readonly requestedBy: string,
     /** Change requests: approvals must name this checksum of the CR file. */
     private readonly checksum?: string,
+    /** Absent for workflows started before dbchange checked signatures: they accept no signed decision. */
+    private readonly signing?: DecisionSigning,
   ) {}
 
   /**
@@ -75,8 +89,8 @@ export class DecisionDesk {
   }
 
   /** Waits for one approval in any of `roles`, a rejection, or the timeout. */
-  async waitForApproval(environment: string, roles: string[], timeoutMs: number): Promise<ApprovalOutcome> {
-    this.waiting = { kind: 'approval', environment, roles };
+  async waitForApproval(environment: string, roles: string[], timeoutMs: number, digest?: string): Promise<ApprovalOutcome> {
+    this.waiting = { kind: 'approval', environment, roles, ...(digest ? { digest } : {}) };
     this.approval = undefined;
     const decided = await condition(() => this.approval !== undefined, timeoutMs);
     this.waiting = undefined;
@@ -123,51 +137,109 @@ export class DecisionDesk {
     return this.resolution;
   }
 
-  private onApprove(payload: unknown): DecisionAnswer {
+  private async onApprove(payload: unknown): Promise<DecisionAnswer> {
     const checked = checkApprovalPayload(payload);
     if (!checked.ok) return this.refuse('approve', payload, checked.error);
-    const { user, role, comment } = checked.value;
+    const { user, role, comment, signed } = checked.value;
     const waiting = this.waiting;
-    if (waiting?.kind !== 'approval') return this.refuse('approve', payload, 'nothing is waiting for an approval now');
-    const checksumProblem = this.checksum === undefined ? undefined : checksumRefusal(checked.value.checksum, this.checksum);
-    if (checksumProblem) return this.refuse('approve', payload, checksumProblem);
-    const approvedBy = waiting.approvedBy;
-    const open = approvedBy ? waiting.roles.filter((needed) => !approvedBy[needed]) : waiting.roles;
-    const refusal = refusalReason({ approvers: this.approvers, roles: open, requestedBy: this.requestedBy }, user, role) ?? (approvedBy && secondRoleRefusal(approvedBy, user, waiting.roles));
-    if (refusal) return this.refuse('approve', payload, refusal);
-    if (approvedBy) {
-      approvedBy[role] = user;
+    const problem = () => {
+      if (this.waiting !== waiting) return 'the gate was decided while the signature was checked';
+      if (waiting?.kind !== 'approval') return 'nothing is waiting for an approval now';
+      const checksumProblem = this.checksum === undefined ? undefined : checksumRefusal(checked.value.checksum, this.checksum);
+      if (checksumProblem) return checksumProblem;
+      const approvedBy = waiting.approvedBy;
+      const open = approvedBy ? waiting.roles.filter((needed) => !approvedBy[needed]) : waiting.roles;
+      return refusalReason({ approvers: this.approvers, roles: open, requestedBy: this.requestedBy }, user, role) ?? (approvedBy && secondRoleRefusal(approvedBy, user, waiting.roles));
+    };
+    const before = problem();
+    if (before) return this.refuse('approve', payload, before);
+    const signature = await this.checkSigned({ decision: 'approve', user, role }, signed);
+    if (typeof signature === 'string') return this.refuse('approve', payload, signature);
+    // Checked again: while an activity verified the signature, others may have decided.
+    const after = problem();
+    if (after || waiting?.kind !== 'approval') return this.refuse('approve', payload, after || 'nothing is waiting for an approval now');
+    if (waiting.approvedBy) {
+      waiting.approvedBy[role] = user;
       waiting.onApproved?.(role, user);
     } else this.approval = { approved: true, by: user };
-    return this.accept({ kind: 'approve', user, role, comment, environment: waiting.environment }, `approved ${waiting.environment} as ${role}`);
+    return this.accept({ kind: 'approve', user, role, comment, environment: waiting.environment, ...signature }, `approved ${waiting.environment} as ${role}`);
   }
 
-  private onReject(payload: unknown): DecisionAnswer {
+  private async onReject(payload: unknown): Promise<DecisionAnswer> {
     const checked = checkRejectionPayload(payload);
     if (!checked.ok) return this.refuse('reject', payload, checked.error);
-    const { user, reason } = checked.value;
+    const { user, reason, signed } = checked.value;
     const waiting = this.waiting;
-    if (waiting?.kind !== 'approval') return this.refuse('reject', payload, 'nothing is waiting for an approval now');
-    const refusal = refusalReason({ approvers: this.approvers, roles: waiting.roles, requestedBy: this.requestedBy }, user);
-    // The requester may withdraw their own change; anyone else needs an approving role.
-    if (refusal && user !== this.requestedBy) return this.refuse('reject', payload, refusal);
+    const problem = () => {
+      if (this.waiting !== waiting) return 'the gate was decided while the signature was checked';
+      if (waiting?.kind !== 'approval') return 'nothing is waiting for an approval now';
+      const refusal = refusalReason({ approvers: this.approvers, roles: waiting.roles, requestedBy: this.requestedBy }, user);
+      // The requester may withdraw their own change; anyone else needs an approving role.
+      return refusal && user !== this.requestedBy ? refusal : undefined;
+    };
+    const before = problem();
+    if (before) return this.refuse('reject', payload, before);
+    const signature = await this.checkSigned({ decision: 'reject', user }, signed);
+    if (typeof signature === 'string') return this.refuse('reject', payload, signature);
+    const after = problem();
+    if (after || waiting?.kind !== 'approval') return this.refuse('reject', payload, after || 'nothing is waiting for an approval now');
     this.approval = { approved: false, by: user, reason: `rejected by ${user}: ${reason}` };
-    return this.accept({ kind: 'reject', user, comment: reason, environment: waiting.environment }, `rejected ${waiting.environment}`);
+    return this.accept({ kind: 'reject', user, comment: reason, environment: waiting.environment, ...signature }, `rejected ${waiting.environment}`);
   }
 
-  private onResolve(payload: unknown): DecisionAnswer {
+  private async onResolve(payload: unknown): Promise<DecisionAnswer> {
     const waiting = this.waiting;
     const allowed = waiting?.kind === 'resolution' ? waiting.actions : undefined;
     const checked = checkResolutionPayload(payload, allowed);
     if (!checked.ok) return this.refuse('resolve', payload, checked.error);
-    const { user, action, comment, target } = checked.value;
-    if (!allowed) return this.refuse('resolve', payload, 'nothing is blocked now');
-    if (!isApprover(this.approvers, user)) return this.refuse('resolve', payload, `${user} is not a configured approver (add them under approvers in dbchange.yaml)`);
-    const targets = waiting?.kind === 'resolution' ? waiting.targets : undefined;
-    const targetProblem = targets ? targetRefusal(targets, target, action) : target !== undefined ? `--target names a blocked fleet target; none waits for a decision now (${waiting?.environment ?? 'this pipeline'} accepts ${allowed.join('|')} without --target)` : undefined;
-    if (targetProblem) return this.refuse('resolve', payload, targetProblem);
+    const { user, action, comment, target, signed } = checked.value;
+    const problem = () => {
+      if (this.waiting !== waiting) return 'the block was decided while the signature was checked';
+      if (!allowed) return 'nothing is blocked now';
+      if (!isApprover(this.approvers, user)) return `${user} is not a configured approver (add them under approvers in dbchange.yaml)`;
+      const targets = waiting?.kind === 'resolution' ? waiting.targets : undefined;
+      if (targets) return targetRefusal(targets, target, action);
+      return target !== undefined ? `--target names a blocked fleet target; none waits for a decision now (${waiting?.environment ?? 'this pipeline'} accepts ${allowed.join('|')} without --target)` : undefined;
+    };
+    const before = problem();
+    if (before) return this.refuse('resolve', payload, before);
+    const signature = await this.checkSigned({ decision: 'resolve', user, action, ...(target ? { target } : {}) }, signed);
+    if (typeof signature === 'string') return this.refuse('resolve', payload, signature);
+    const after = problem();
+    if (after) return this.refuse('resolve', payload, after);
     this.resolution = checked.value;
-    return this.accept({ kind: 'resolve', user, action, comment, environment: waiting?.environment, ...(target ? { target } : {}) }, `resolved: ${action}${target ? ` for ${target}` : ''}`);
+    return this.accept({ kind: 'resolve', user, action, comment, environment: waiting?.environment, ...(target ? { target } : {}), ...signature }, `resolved: ${action}${target ? ` for ${target}` : ''}`);
+  }
+
+  /**
+   * A decision's signature, checked against what this gate permits and then against the keys in dbchange.yaml:
+   * the record's `signature` when it verifies, nothing when none is needed, or the reason it is refused.
+   */
+  private async checkSigned(what: { decision: 'approve' | 'reject' | 'resolve'; user: string; role?: string; action?: string; target?: string }, signed: SignedDecision | undefined): Promise<string | { signature?: DecisionSignature }> {
+    if (!signed) return this.signing?.required ? 'signatures are required (approvals.signatures: required in dbchange.yaml): sign with --sign-with KEY, or send --signature FILE' : {};
+    if (!this.signing) return 'this workflow does not check signatures (it was started before dbchange checked them); decide without --sign-with or --signature';
+    const parsed = parseStatement(signed.statement);
+    if (!parsed.ok) return `the signed statement is not one dbchange wrote: ${parsed.error}`;
+    const { workflowId, runId } = workflowInfo();
+    const gate = this.signingGate();
+    const mismatch = statementMismatch(parsed.statement, { version: 1, workflowId, runId, gate: gate.gate, digest: gate.digest, ...what }, Date.now());
+    if (mismatch) return mismatch;
+    const verdict = await this.signing.verify({ user: what.user, statement: signed.statement, signature: signed.signature });
+    if (!verdict.ok) return verdict.reason;
+    return { signature: { signer: verdict.signer, fingerprint: verdict.fingerprint, statement: signed.statement, signature: signed.signature } };
+  }
+
+  /** What a decision signed now would have to name, while a decision is awaited; for the status. */
+  signingNow(): SigningGate | undefined {
+    return this.waiting ? { runId: workflowInfo().runId, ...this.signingGate() } : undefined;
+  }
+
+  /** What a decision signed now must name: the gate (environment, change or block) and the digest of what it permits. */
+  private signingGate(): { gate: string; digest: string } {
+    const waiting = this.waiting;
+    const gate = waiting?.environment ?? 'the change';
+    const digest = waiting?.digest ?? (this.checksum ? `sha256:${this.checksum}` : 'none');
+    return { gate, digest };
   }
 
   private onRollback(payload: unknown): DecisionAnswer {

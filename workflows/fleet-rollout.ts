@@ -10,7 +10,8 @@ import type { FleetPlan } from '../core/fleet';
 import { planWaves } from '../core/waves';
 import { failedInWave, hasTargetsToStart, startFleetState, takeIssue, takeNextTarget, type FleetState } from '../core/fleet-progress';
 import { countFleetTarget, countPipelineBlocked, recordApprovalWait } from './metrics';
-import { announce, CHECK_ACTIONS, endAborted, resolvable, type PipelineRun } from './pipeline-desk';
+import { announce, block, CHECK_ACTIONS, endAborted, resolvable, type PipelineRun } from './pipeline-desk';
+import { shortDigest } from '../core/decision-statement';
 import { runIsFull } from './apply-plan';
 import { describeStepFailure, transientRetryPolicy } from './running-step';
 
@@ -30,8 +31,8 @@ const { listFleetTargets, markTargetMigrationComplete } = proxyActivities<DbChan
 const TARGET_ACTIONS: readonly ResolveAction[] = ['retry', 'mark-complete', 'abort'];
 
 /** Rolls the fleet out; 'hand-over' with the state when this run's history is full and the next run goes on. */
-export async function rollOutFleet(run: PipelineRun, environment: string, plan: FleetPlan, resumed?: FleetState): Promise<{ handOver?: FleetState }> {
-  const state = resumed ?? (await listTargets(run, environment, plan));
+export async function rollOutFleet(run: PipelineRun, environment: string, plan: FleetPlan, resumed?: FleetState, approvedDigest?: string): Promise<{ handOver?: FleetState }> {
+  const state = resumed ?? (await listTargets(run, environment, plan, approvedDigest));
   const show = (running: number) => run.board.fleetProgress(environment, state, running);
   show(0);
   while (state.wave < state.waves.length) {
@@ -50,12 +51,18 @@ export async function rollOutFleet(run: PipelineRun, environment: string, plan: 
   return {};
 }
 
-/** The rollout's snapshot of the fleet: a source that cannot be read, or lists bad rows, blocks before anything runs. */
-async function listTargets(run: PipelineRun, environment: string, plan: FleetPlan): Promise<FleetState> {
+/**
+ * The rollout's snapshot of the fleet: a source that cannot be read, or lists bad rows, blocks before anything runs;
+ * so do post-deploy files other than the ones an approval before the fleet permitted (`approvedDigest`).
+ */
+async function listTargets(run: PipelineRun, environment: string, plan: FleetPlan, approvedDigest?: string): Promise<FleetState> {
   run.board.show('checking', environment, `listing the targets of ${environment}`);
   for (;;) {
     const listing = await resolvable(run, environment, CHECK_ACTIONS, () => listFleetTargets(environment));
-    if (listing) return startFleetState(listing.targets, listing.digest, planWaves(listing.targets.length, plan.waves));
+    if (!listing) continue;
+    const digest = `sha256:${listing.digest}`;
+    if (approvedDigest === undefined || digest === approvedDigest) return startFleetState(listing.targets, listing.digest, planWaves(listing.targets.length, plan.waves));
+    await block(run, environment, `the post-deploy files changed since ${environment} was approved (approved ${shortDigest(approvedDigest)}, now ${shortDigest(digest)}): what runs must be what was approved; restore them and retry, or abort and start a new pipeline`, CHECK_ACTIONS);
   }
 }
 
@@ -170,7 +177,8 @@ async function passWaveApproval({ board, desk }: PipelineRun, environment: strin
   const label = `${environment} wave ${state.wave + 1}`;
   board.show('waiting-approval', environment, `waiting for approval by ${approval.roles.join(' or ')} before ${label}`);
   const reachedGate = Date.now();
-  const outcome = await desk.waitForApproval(label, approval.roles, approval.timeoutMs);
+  // A signed approval names what every target of the wave runs: the rollout's files.
+  const outcome = await desk.waitForApproval(label, approval.roles, approval.timeoutMs, `sha256:${state.digest}`);
   const rejected = !outcome.approved && outcome.by !== undefined;
   recordApprovalWait(environment, Date.now() - reachedGate, outcome.approved ? 'approved' : rejected ? 'rejected' : 'timed-out');
   if (outcome.approved) return;

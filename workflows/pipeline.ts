@@ -11,6 +11,7 @@ import { DEFAULT_OUT_OF_ORDER_POLICY, describeOutOfOrder, describeRefusedOutOfOr
 import { applyPlan, runIsFull } from './apply-plan';
 import { rollOutFleet } from './fleet-rollout';
 import { DecisionDesk } from './decision-desk';
+import { decisionSigning, withSigning } from './decision-signing';
 import { status, stepProgress } from './messages';
 import { recordApprovalWait } from './metrics';
 import { announce, block, CHECK_ACTIONS, MIGRATION_ACTIONS, resolvable, type PipelineRun } from './pipeline-desk';
@@ -22,7 +23,7 @@ const { markMigrationComplete } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
-const { planPipeline, listPendingMigrations, lookAtPending } = proxyActivities<DbChangeActivities>({
+const { planPipeline, listPendingMigrations, lookAtPending, approvalDigest } = proxyActivities<DbChangeActivities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
 });
@@ -55,8 +56,9 @@ export async function postDeployMigrationPipeline(input: PipelineInput): Promise
 
 async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<PipelineStatus> {
   const plan = await planPipeline(input.environments);
-  const desk = new DecisionDesk(plan.approvers, input.requestedBy);
+  const desk = new DecisionDesk(plan.approvers, input.requestedBy, undefined, decisionSigning(plan.signatures));
   desk.install();
+  if (plan.signatures) setHandler(status, () => withSigning(board.snapshot(), desk.signingNow()));
   board.begin(plan.environments.map((environment) => environment.name), desk.decisions);
   const run: PipelineRun = { board, desk };
   const outOfOrder = plan.outOfOrder ?? DEFAULT_OUT_OF_ORDER_POLICY;
@@ -71,20 +73,24 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
     const targets = targetsOf(environment);
     // A run that continued as new mid-environment resumes applying: an earlier run passed this environment's gates.
     const resuming = input.resume?.applying === true && index === resumeAt;
+    // Each database's pending files as a signed approval named them: they are checked again before they run.
+    let approved = resuming ? input.resume!.approved : undefined;
     if (!resuming) {
       const previous = plan.environments[index - 1];
       if (previous) await passDriftCheck(run, plan.drift, previous.name, environment.name);
-      if (environment.approval) await passApprovalGate(run, environment.name, environment.approval);
+      if (environment.approval) approved = await passApprovalGate(run, environment.name, environment.approval, plan.signatures !== undefined);
       await waitForProductionChecks(environment.name, plan.recheckIntervalMs, (why) => board.show('waiting-checks', environment.name, why));
     }
     if (environment.fleet) {
-      const rollout = await rollOutFleet(run, environment.name, environment.fleet, resuming ? input.resume!.fleet : undefined);
+      const rollout = await rollOutFleet(run, environment.name, environment.fleet, resuming ? input.resume!.fleet : undefined, approved?.[environment.name]);
       if (rollout.handOver) return handOver(input, board, { environment: environment.name, applying: true, fleet: rollout.handOver });
     }
     for (const target of targets.slice(resuming ? resumeTargetIndex(input.resume!, targets) : 0)) {
       // Listed again here, not taken from the first look: hours and an approval may have passed since.
-      const pending = await listPendingInOrder(run, outOfOrder, target);
-      if ((await applyPlan(run, target, pending)) === 'hand-over') return handOver(input, board, { environment: environment.name, applying: true, target });
+      const pending = await listPendingInOrder(run, outOfOrder, target, approved?.[target]);
+      // Checked once, before anything of it ran: a run that continues as new lists what is left of it.
+      if (approved) delete approved[target];
+      if ((await applyPlan(run, target, pending)) === 'hand-over') return handOver(input, board, { environment: environment.name, applying: true, target, ...(approved ? { approved } : {}) });
     }
     if (plan.compatibilityGate) for (const target of targets) await passCompatibilityGate(run, target);
     if (environment.qa) await passQaGate(run, environment.name);
@@ -145,10 +151,15 @@ function resumeTargetIndex(resume: PipelineResume, targets: string[]): number {
   throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: `the pipeline was applying ${resume.target}, which dbchange.yaml no longer lists; put it back, or abort this pipeline` });
 }
 
-async function passApprovalGate({ board, desk }: PipelineRun, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>) {
+/** Returns, when decisions may be signed, each database's digest of the pending files the approval permitted. */
+async function passApprovalGate(run: PipelineRun, environment: string, approval: NonNullable<PipelinePlan['environments'][number]['approval']>, signing: boolean): Promise<Record<string, string> | undefined> {
+  const { board, desk } = run;
+  // A signed approval names exactly what runs after the gate: the pending files of the environment's databases.
+  const permitted = signing ? await resolvable(run, environment, CHECK_ACTIONS, () => approvalDigest(environment)) : undefined;
+  const digest = permitted?.digest;
   board.show('waiting-approval', environment, `waiting for approval by ${approval.roles.join(' or ')} before ${environment}`);
   const reachedGate = Date.now();
-  const outcome = await desk.waitForApproval(environment, approval.roles, approval.timeoutMs);
+  const outcome = await desk.waitForApproval(environment, approval.roles, approval.timeoutMs, digest);
   const rejected = !outcome.approved && outcome.by !== undefined;
   recordApprovalWait(environment, Date.now() - reachedGate, outcome.approved ? 'approved' : rejected ? 'rejected' : 'timed-out');
   if (!outcome.approved) {
@@ -156,6 +167,7 @@ async function passApprovalGate({ board, desk }: PipelineRun, environment: strin
     await announce('finished', `${board.title()} stopped before ${environment}: ${outcome.reason}`);
     throw ApplicationFailure.create({ type: rejected ? 'PipelineRejected' : 'ApprovalTimedOut', nonRetryable: true, message: outcome.reason, details: [board.snapshot()] });
   }
+  return permitted?.targets;
 }
 
 /** Promoting assumes the next environment runs the same application schema: its regular migrations must match the previous one's. */
@@ -178,10 +190,10 @@ async function passDriftCheck(run: PipelineRun, policy: PipelinePlan['drift'], p
  * migrations.outOfOrder: refuse, out-of-order versions block before any of it runs: retry lists again (after a
  * rename), mark-complete records them as done without running them, abort ends the pipeline.
  */
-async function listPendingInOrder(run: PipelineRun, policy: OutOfOrderPolicy, environment: string): Promise<PendingMigration[]> {
+async function listPendingInOrder(run: PipelineRun, policy: OutOfOrderPolicy, environment: string, approvedDigest?: string): Promise<PendingMigration[]> {
   const { board } = run;
   for (;;) {
-    const pending = (await resolvable(run, environment, CHECK_ACTIONS, () => listPendingMigrations(environment))) ?? [];
+    const pending = (await resolvable(run, environment, CHECK_ACTIONS, () => listPendingMigrations(environment, approvedDigest))) ?? [];
     const finding = outOfOrderFinding(environment, pending);
     board.recordOutOfOrder(policy, environment, finding);
     if (policy !== 'refuse' || !finding) return pending;

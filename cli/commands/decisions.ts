@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { RESOLVE_ACTIONS, type ResolveAction } from '../../core/decisions';
 import type { CommandContext } from '../context';
 import { CliError, EXIT, printJson } from '../output';
+import { SIGNING_HELP, signedPart, type SigningOptions } from '../decision-signing';
 import { sendDecision } from '../pipeline-client';
 import type { DecisionAnswer } from '../../workflows/messages';
 
@@ -15,12 +16,21 @@ export function registerDecisionCommands(program: Command, context: CommandConte
     .option('--comment <text>', 'recorded with the approval')
     .option('--checksum <sha256>', 'change requests: the checksum of the file you reviewed (12+ characters, from `dbchange cr validate`)')
     .option('--json', 'print the answer as JSON')
+    .option('--sign-with <keyfile>', 'sign the decision with this SSH private key (or a .pub through ssh-agent)')
+    .option('--signature <file>', 'send a signature made elsewhere with ssh-keygen -Y sign')
+    .option('--statement <file>', 'the statement that --signature signs (default: the signature path without .sig)')
+    .option('--print-statement', 'print the statement to sign, and send nothing')
+    .option('--expires <duration>', 'how long the statement stays valid (default 1h, at most 7d)')
     .addHelpText(
       'after',
-      '\nExamples:\n  dbchange approve pdm-staging+production --as alice --role release-manager --comment "QA green"\n  dbchange approve cr-drop-premature-fk-3f92913d27 --as alice --role eoc --checksum 5f1c0e9a2b7d\n\nExit codes: 0 accepted, 3 refused (the reason is printed and recorded in the workflow).',
+      '\nExamples:\n  dbchange approve pdm-staging+production --as alice --role release-manager --comment "QA green"\n  dbchange approve cr-drop-premature-fk-3f92913d27 --as alice --role eoc --checksum 5f1c0e9a2b7d --sign-with ~/.ssh/id_ed25519\n' +
+        `${SIGNING_HELP}\n\nExit codes: 0 accepted, 3 refused (the reason is printed and recorded in the workflow).`,
     )
-    .action(async (workflowId: string, options: { as: string; role: string; comment?: string; checksum?: string; json?: boolean }) => {
-      const answer = await sendDecision(await context.client(), workflowId, 'approve', { user: options.as, role: options.role, comment: options.comment, checksum: options.checksum });
+    .action(async (workflowId: string, options: { as: string; role: string; comment?: string; checksum?: string; json?: boolean } & SigningOptions) => {
+      const client = await context.client();
+      const signed = await signedPart(client, workflowId, { decision: 'approve', user: options.as, role: options.role }, options);
+      if (signed === 'printed') return;
+      const answer = await sendDecision(client, workflowId, 'approve', { user: options.as, role: options.role, comment: options.comment, checksum: options.checksum, ...signed });
       report(workflowId, 'approve', answer, options.json);
     });
 
@@ -30,9 +40,17 @@ export function registerDecisionCommands(program: Command, context: CommandConte
     .requiredOption('--as <user>', 'who rejects')
     .requiredOption('--reason <text>', 'why, recorded in the workflow and in notifications')
     .option('--json', 'print the answer as JSON')
-    .addHelpText('after', '\nExample:\n  dbchange reject pdm-staging+production --as alice --reason "QA flaky, re-run tomorrow"')
-    .action(async (workflowId: string, options: { as: string; reason: string; json?: boolean }) => {
-      const answer = await sendDecision(await context.client(), workflowId, 'reject', { user: options.as, reason: options.reason });
+    .option('--sign-with <keyfile>', 'sign the decision with this SSH private key (or a .pub through ssh-agent)')
+    .option('--signature <file>', 'send a signature made elsewhere with ssh-keygen -Y sign')
+    .option('--statement <file>', 'the statement that --signature signs (default: the signature path without .sig)')
+    .option('--print-statement', 'print the statement to sign, and send nothing')
+    .option('--expires <duration>', 'how long the statement stays valid (default 1h, at most 7d)')
+    .addHelpText('after', `\nExample:\n  dbchange reject pdm-staging+production --as alice --reason "QA flaky, re-run tomorrow"\n${SIGNING_HELP}`)
+    .action(async (workflowId: string, options: { as: string; reason: string; json?: boolean } & SigningOptions) => {
+      const client = await context.client();
+      const signed = await signedPart(client, workflowId, { decision: 'reject', user: options.as }, options);
+      if (signed === 'printed') return;
+      const answer = await sendDecision(client, workflowId, 'reject', { user: options.as, reason: options.reason, ...signed });
       report(workflowId, 'reject', answer, options.json);
     });
 
@@ -44,6 +62,11 @@ export function registerDecisionCommands(program: Command, context: CommandConte
     .option('--target <name>', 'fleets: the blocked target this decision is about, or all-blocked')
     .option('--comment <text>', 'recorded with the decision')
     .option('--json', 'print the answer as JSON')
+    .option('--sign-with <keyfile>', 'sign the decision with this SSH private key (or a .pub through ssh-agent)')
+    .option('--signature <file>', 'send a signature made elsewhere with ssh-keygen -Y sign')
+    .option('--statement <file>', 'the statement that --signature signs (default: the signature path without .sig)')
+    .option('--print-statement', 'print the statement to sign, and send nothing')
+    .option('--expires <duration>', 'how long the statement stays valid (default 1h, at most 7d)')
     .addHelpText(
       'after',
       [
@@ -61,17 +84,23 @@ export function registerDecisionCommands(program: Command, context: CommandConte
         'Example:',
         '  dbchange resolve pdm-staging+production --as alice --action retry --comment "orphans deleted in CR-42"',
         '  dbchange resolve pdm-cells --as alice --target cell-042 --action retry',
+        SIGNING_HELP,
       ].join('\n'),
     )
-    .action(async (workflowId: string, options: { as: string; action: string; target?: string; comment?: string; json?: boolean }) => {
+    .action(async (workflowId: string, options: { as: string; action: string; target?: string; comment?: string; json?: boolean } & SigningOptions) => {
       if (!(RESOLVE_ACTIONS as readonly string[]).includes(options.action)) {
         throw new CliError(`--action must be one of ${RESOLVE_ACTIONS.join(', ')}; got "${options.action}"`, EXIT.refused);
       }
-      const answer = await sendDecision(await context.client(), workflowId, 'resolve', {
+      const client = await context.client();
+      const target = options.target ? { target: options.target } : {};
+      const signed = await signedPart(client, workflowId, { decision: 'resolve', user: options.as, action: options.action, ...target }, options);
+      if (signed === 'printed') return;
+      const answer = await sendDecision(client, workflowId, 'resolve', {
         user: options.as,
         action: options.action as ResolveAction,
         comment: options.comment,
-        ...(options.target ? { target: options.target } : {}),
+        ...target,
+        ...signed,
       });
       report(workflowId, 'resolve', answer, options.json);
     });

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { approveFromChat } from '../demo/chat-approval';
 import { parseChatCommand } from './chat-command';
+import { signAsGateway } from './gateway-signing';
 
 /** Who speaks, as the chat platform knows them; the role comes from the chat's own groups. */
 export interface ChatContext {
@@ -22,11 +23,17 @@ export interface ChatReply {
   accepted: boolean;
 }
 
-export async function handleChatCommand(text: string, context: ChatContext, temporal: TemporalTarget): Promise<ChatReply> {
+/**
+ * `gatewayKey`: the gateway's private SSH key; with it the approval is signed as the gateway acting for the chat user
+ * (dbchange.yaml `gateways:` lists which users it may act for).
+ */
+export async function handleChatCommand(text: string, context: ChatContext, temporal: TemporalTarget, gatewayKey?: string): Promise<ChatReply> {
   const command = parseChatCommand(text);
   if ('error' in command) return { text: command.error, accepted: false };
   try {
-    const { answer } = await approveFromChat(temporal.cli, temporal.address, command.workflowId, { user: context.user, role: context.role, comment: command.comment }, temporal.namespace);
+    const signed = gatewayKey ? { signed: await signAsGateway(temporal, command.workflowId, context.user, context.role, gatewayKey) } : {};
+    const approval = { user: context.user, role: context.role, comment: command.comment, ...signed };
+    const { answer } = await approveFromChat(temporal.cli, temporal.address, command.workflowId, approval, temporal.namespace);
     return { text: `${answer.accepted ? 'approved' : 'refused'}: ${answer.reason} (${command.workflowId}, ${context.user} as ${context.role})`, accepted: answer.accepted };
   } catch (error) {
     // The CLI names what went wrong (no such workflow, a payload the validator refused) on its last stderr line.
@@ -35,7 +42,8 @@ export async function handleChatCommand(text: string, context: ChatContext, temp
   }
 }
 
-// Run as `node dist/examples/chat-ops/handler.js "/dbchange approve pdm-staging+production"` with CHAT_USER and CHAT_ROLE set.
+// Run as `node dist/examples/chat-ops/handler.js "/dbchange approve pdm-staging+production"` with CHAT_USER and CHAT_ROLE set,
+// and CHAT_GATEWAY_KEY (the gateway's private key file) to sign as the gateway.
 if (require.main === module) {
   const [text = ''] = process.argv.slice(2);
   const { CHAT_USER: user, CHAT_ROLE: role } = process.env;
@@ -45,7 +53,8 @@ if (require.main === module) {
   }
   void (async () => {
     const cli = process.env.TEMPORAL_CLI_PATH ?? (await promisify(execFile)('bash', ['-c', 'command -v temporal'])).stdout.trim();
-    const reply = await handleChatCommand(text, { user, role }, { cli, address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', namespace: process.env.TEMPORAL_NAMESPACE });
+    const temporal = { cli, address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', namespace: process.env.TEMPORAL_NAMESPACE };
+    const reply = await handleChatCommand(text, { user, role }, temporal, process.env.CHAT_GATEWAY_KEY);
     process.stdout.write(`${reply.text}\n`);
     process.exit(reply.accepted ? 0 : 3);
   })();

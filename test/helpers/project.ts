@@ -12,6 +12,8 @@ export interface ProjectSpec {
   /** file name → file text */
   migrations: Record<string, string>;
   approvers?: Record<string, string[]>;
+  /** Lines of YAML written as they are after the approvers (e.g. approver keys, approvals:, gateways:); replaces `approvers`. */
+  approversYaml?: string[];
   lockTimeout?: string;
   maxWait?: string;
   statementTimeout?: string;
@@ -80,8 +82,7 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
         ? [`    approval: { roles: [${environment.approvalRoles.join(', ')}], timeout: ${environment.approvalTimeout ?? '1h'} }`]
         : []),
     ]),
-    'approvers:',
-    ...Object.entries(spec.approvers ?? DEFAULT_APPROVERS).map(([user, roles]) => `  ${user}: [${roles.join(', ')}]`),
+    ...(spec.approversYaml ?? ['approvers:', ...Object.entries(spec.approvers ?? DEFAULT_APPROVERS).map(([user, roles]) => `  ${user}: [${roles.join(', ')}]`)]),
     `lockRetry: { lockTimeout: ${spec.lockTimeout ?? '200ms'}, statementTimeout: ${spec.statementTimeout ?? '1m'}, maxWait: ${spec.maxWait ?? '5m'}` +
       `${spec.statementTimeoutRetries !== undefined ? `, statementTimeoutRetries: ${spec.statementTimeoutRetries}` : ''}${spec.maxAttempts !== undefined ? `, maxAttempts: ${spec.maxAttempts}` : ''} }`,
     `productionChecks: { recheckInterval: ${spec.recheckInterval ?? '1s'} }`,

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -34,10 +37,11 @@ describe('approvals from chat tooling, without dbchange installed', () => {
   });
 
   /** A pipeline waiting for a release-manager before `<prefix>-production`. */
-  async function pipelineAtGate(prefix: string, requestedBy: string): Promise<string> {
+  async function pipelineAtGate(prefix: string, requestedBy: string, approversYaml?: string[]): Promise<string> {
     const project = await createProject(prefix, {
       environments: [{ name: `${prefix}-staging` }, { name: `${prefix}-production`, approvalRoles: ['release-manager'] }],
       migrations: MIGRATIONS,
+      approversYaml,
     });
     projects.push(project);
     const taskQueue = stack.newTaskQueue();
@@ -121,7 +125,35 @@ describe('approvals from chat tooling, without dbchange installed', () => {
     expect(parseChatCommand('/deploy now')).toEqual({ error: expect.stringMatching(/^not a dbchange command; usage:/) });
   });
 
+  it('a chat gateway signs for the people it authenticated: dbchange.yaml trusts its key for the users it lists, and no one else', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'dbchange-gateway-'));
+    try {
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'chatops-gateway', '-f', join(keys, 'gateway')]);
+      const gatewayKey = readFileSync(join(keys, 'gateway.pub'), 'utf8').trim();
+      const workflowId = await pipelineAtGate('gate', 'dave', [
+        'approvers:',
+        '  alice: [release-manager]',
+        '  carol: [release-manager]',
+        'approvals: { signatures: required }',
+        `gateways: { chatops: { keys: ["${gatewayKey}"], actsFor: [alice] } }`,
+      ]);
+      const temporal = { cli: inject('temporalCli'), address: server.address };
+      const outsider = await handleChatCommand(`/dbchange approve ${workflowId}`, { user: 'carol', role: 'release-manager' }, temporal, join(keys, 'gateway'));
+      expect(outsider.accepted).toBe(false);
+      expect(outsider.text).toContain('gateway chatops may not act for carol (actsFor: alice)');
+      const unsigned = await handleChatCommand(`/dbchange approve ${workflowId}`, { user: 'alice', role: 'release-manager' }, temporal);
+      expect(unsigned.text).toContain('signatures are required');
+      const approved = await handleChatCommand(`/dbchange approve ${workflowId} via chat`, { user: 'alice', role: 'release-manager' }, temporal, join(keys, 'gateway'));
+      expect(approved).toEqual({ accepted: true, text: `approved: approved gate-production as release-manager (${workflowId}, alice as release-manager)` });
+      const result: PipelineStatus = await stack.client.workflow.getHandle(workflowId).result();
+      expect(result.stage).toBe('complete');
+      expect(result.decisions.find((decision) => decision.accepted)?.signature).toMatchObject({ signer: 'gateway chatops', fingerprint: expect.stringMatching(/^SHA256:/) });
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
+    }
+  });
+
   it('replays every history it produced without nondeterminism', async () => {
-    expect(await replayWorkflows(stack, workflowIds)).toBe(2);
+    expect(await replayWorkflows(stack, workflowIds)).toBe(workflowIds.length);
   });
 });
