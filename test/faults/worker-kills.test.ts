@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPipeline } from '../../cli/pipeline-client';
+import { pipelineStatus, startPipeline } from '../../cli/pipeline-client';
 import { assertBuilt, stopWorkerProcesses, type CliTarget, type WorkerProcess } from '../helpers/processes';
 import { query } from '../helpers/postgres';
 import { createProject, migration, type TestProject } from '../helpers/project';
@@ -18,6 +18,8 @@ const MIGRATION_SLEEP_S = 1;
 const MAX_KILL_DELAY_MS = 2_000;
 /** How long a trial waits for a live worker to pick up a migration before it kills an idle one instead. */
 const MAX_WAIT_FOR_MIGRATION_MS = 5_000;
+/** After the last kill: the killed workers' activities are retried after their 10 s heartbeat timeout, on a busy machine. */
+const FINISH_WITHIN_MS = 240_000;
 const PASSWORD = 'wkill-db-password-7f3a91c2';
 const WEBHOOK_TOKEN = 'wkill-webhook-token-5be0d4';
 
@@ -63,7 +65,16 @@ describe('worker processes killed with SIGKILL at random points', () => {
     await project?.cleanup();
   });
 
-  it(`applies every migration exactly once across ${TRIALS} seeded kills during three 20-migration pipelines`, { timeout: 360_000 }, async () => {
+  /** Each pipeline's stage and what it waits for, for a failure message. */
+  async function describeStuck(): Promise<string> {
+    const states = await Promise.all(workflowIds.map(async (id) => {
+      const snapshot = await pipelineStatus(stack.client, id).catch((error: unknown) => ({ stage: `unreadable (${String(error)})`, waitingFor: undefined, lastError: undefined }));
+      return `${id} ${snapshot.stage}${snapshot.waitingFor ? `: ${snapshot.waitingFor}` : ''}${snapshot.lastError ? ` (last error: ${snapshot.lastError})` : ''}`;
+    }));
+    return states.join('; ');
+  }
+
+  it(`applies every migration exactly once across ${TRIALS} seeded kills during three 20-migration pipelines`, { timeout: 480_000 }, async () => {
     const seed = faultSeed();
     const random = seededRandom(seed);
     console.info(`worker kills: seed ${seed} (replay with DBCHANGE_FAULT_SEED=${seed})`);
@@ -127,7 +138,12 @@ describe('worker processes killed with SIGKILL at random points', () => {
     }
     await Promise.all(starting);
 
-    const finals = await Promise.all(results);
+    // The pipelines finish once the killed workers' activities time out and run again; if they do not, say where each stands.
+    let deadline: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      deadline = setTimeout(() => void describeStuck().then((text) => reject(new Error(`the pipelines did not finish within ${FINISH_WITHIN_MS / 1000}s of the last kill: ${text}`))), FINISH_WITHIN_MS);
+    });
+    const finals = await Promise.race([Promise.all(results), stuck]).finally(() => clearTimeout(deadline));
     expect(killsDuringPipelines).toBe(TRIALS);
     let retried = 0;
     let confirmedAfterCommit = 0;
