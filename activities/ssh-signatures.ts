@@ -7,9 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isOpenSshPublicKey, keyWithoutComment, PRINCIPAL_NAME_PATTERN, type GatewayConfig } from '../core/approvers';
 import { DECISION_NAMESPACE, filesDigestText } from '../core/decision-statement';
+import { MAX_SIGNATURE } from '../core/decisions';
 
-/** An SSHSIG of an ed25519 key is about 300 bytes, of an RSA-4096 key under 2 KB. */
-export const MAX_SIGNATURE_BYTES = 4_096;
 const SSH_KEYGEN = 'ssh-keygen';
 const SSH_KEYGEN_TIMEOUT_MS = 15_000;
 /** Signing may wait for a person to type the key's passphrase. */
@@ -114,7 +113,7 @@ export function digestOfFiles(entries: readonly { version: string; checksum: str
 
 /** Why a signature is refused before ssh-keygen sees it: too big, or not an armored SSH signature. */
 export function signatureProblem(signature: string): string | undefined {
-  if (Buffer.byteLength(signature, 'utf8') > MAX_SIGNATURE_BYTES) return `the signature is larger than ${MAX_SIGNATURE_BYTES} bytes; an SSH signature is under 2 KB`;
+  if (Buffer.byteLength(signature, 'utf8') > MAX_SIGNATURE) return `the signature is larger than ${MAX_SIGNATURE} bytes; an SSH signature is under 2 KB`;
   const armored = normalizedSignature(signature);
   if (armored.startsWith('-----BEGIN SSH SIGNATURE-----\n') && !armored.includes('-----END SSH SIGNATURE-----')) {
     return 'the signature is truncated: it has no -----END SSH SIGNATURE----- line';

@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { CRITICALITIES, type Criticality } from './criticality';
 import { parseDuration } from './duration';
-import { describeSchemaIssues, readYamlSource, type YamlSource } from './yaml-source';
+import { DATABASE_NAME_PATTERN, DATABASE_NAME_RULE } from './targets';
+import { describeSchemaIssues, durationText, readYamlSource, type YamlSource } from './yaml-source';
 
 export interface ChangeRequest {
   id: string;
@@ -73,16 +74,14 @@ export class ChangeRequestError extends Error {
   }
 }
 
-const duration = z.string().refine((text) => parseDuration(text) !== undefined, {
-  message: 'expected a duration such as 200ms, 1s, 15m',
-});
+const duration = durationText('200ms, 1s, 15m');
 const stepId = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'use lowercase letters, digits and dashes (e.g. drop-fk)');
 const tableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/, 'a table name, optionally schema-qualified (e.g. public.ci_runners)');
 const when = z
   .strictObject({ passed: stepId.optional(), failed: stepId.optional() })
   .refine((value) => (value.passed === undefined) !== (value.failed === undefined), 'name one check: { passed: <check id> } or { failed: <check id> }');
 const common = { id: stepId, when: when.optional(), description: z.string().optional() };
-const databaseName = z.string().regex(/^[a-z][a-z0-9_]*$/, "a database name as dbchange.yaml's databases: lists it (e.g. ci)");
+const databaseName = z.string().regex(DATABASE_NAME_PATTERN, `a database name as dbchange.yaml's databases: lists it: ${DATABASE_NAME_RULE}`);
 const rowsExpectation = z.union([
   z.number().int().min(0),
   z.string().regex(/^(=|>=|<=|>|<)?\s*\d+$/, 'a row count such as 0, ">0" or ">=10"'),

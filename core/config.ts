@@ -4,25 +4,23 @@ import { CRITICALITIES, DEFAULT_CR_APPROVALS, type Criticality } from './critica
 import { parseDuration } from './duration';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_STATEMENT_TIMEOUT_RETRIES } from './step-retries';
 import { DEFAULT_OUT_OF_ORDER_POLICY, OUT_OF_ORDER_POLICIES, type OutOfOrderPolicy } from './out-of-order';
-import { describeSchemaIssues, readYamlSource } from './yaml-source';
+import { describeSchemaIssues, durationText, readYamlSource } from './yaml-source';
 import { fleetSchema, toFleetConfig, type FleetConfig } from './fleet';
-import { MAIN_DATABASE, parseTargetAddress, targetAddress } from './targets';
+import { DATABASE_NAME_PATTERN, DATABASE_NAME_RULE, MAIN_DATABASE, parseTargetAddress, targetAddress } from './targets';
 import { approvalsSchema, approverProblems, approverSchema, gatewaysSchema, splitApprovers, type GatewayConfig, type SignaturePolicy } from './approvers';
 
 export const DEFAULT_CONFIG_FILE = 'dbchange.yaml';
 
 const VARIABLE_PATTERN = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
-const duration = z.string().refine((text) => parseDuration(text) !== undefined, {
-  message: 'expected a duration such as 200ms, 30s, 15m, 24h',
-});
+const duration = durationText('200ms, 30s, 15m, 24h');
 const environmentName = z
   .string()
   .regex(/^[a-z][a-z0-9-]*$/, 'use lowercase letters, digits and dashes, starting with a letter (e.g. staging)');
 const userName = z.string().min(1);
 const databaseName = z
   .string()
-  .regex(/^[a-z][a-z0-9_]*$/, 'use lowercase letters, digits and underscores, starting with a letter (e.g. main, ci)');
+  .regex(DATABASE_NAME_PATTERN, `use ${DATABASE_NAME_RULE}`);
 
 const environmentSchema = z.strictObject({
   name: environmentName,

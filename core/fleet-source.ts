@@ -1,13 +1,11 @@
 // A fleet's targets come in untrusted, from a YAML file or a registry query, and leave validated. Every problem
 // is reported at once, naming the row and field; never the URL, which usually carries a password.
 import { isTargetName, TARGET_NAME_RULE } from './fleet';
+import { DATABASE_NAME_PATTERN, MAIN_DATABASE } from './targets';
 import { readYamlSource } from './yaml-source';
 
-export const DEFAULT_TARGET_DATABASE = 'main';
 /** A schema target is `SET search_path`-ed into, so only a plain identifier that needs no quoting is accepted. */
 export const SCHEMA_NAME_PATTERN = /^[a-z_][a-z0-9_]*$/;
-/** The logical database, as named by `databases:` and the migration header `-- dbchange:databases ci`. */
-export const DATABASE_NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
 const MAX_IDENTIFIER_LENGTH = 63;
 const VARIABLE_PATTERN = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const FILE_KEYS = ['name', 'databaseUrl', 'schema', 'database'];
@@ -20,12 +18,6 @@ export interface FleetTarget {
   database: string;
 }
 
-/** What a workflow may know of a target: no URL. */
-export interface FleetTargetRef {
-  name: string;
-  database: string;
-}
-
 export class FleetSourceError extends Error {
   constructor(
     readonly source: string,
@@ -34,11 +26,6 @@ export class FleetSourceError extends Error {
     super(`invalid fleet targets from ${source}:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
     this.name = 'FleetSourceError';
   }
-}
-
-/** The targets a workflow may see, in source order. */
-export function fleetTargetNames(targets: readonly FleetTarget[]): FleetTargetRef[] {
-  return targets.map((target) => ({ name: target.name, database: target.database }));
 }
 
 /** One row as it came in, with the URL under one name whichever source it is from. */
@@ -92,7 +79,7 @@ function isIdentifier(value: unknown, pattern: RegExp): value is string {
 
 /** Only for a row checkTargetFields found no problem in. */
 function toTarget(row: TargetRow): FleetTarget {
-  const target: FleetTarget = { name: row.name as string, url: row.url as string, database: (row.database as string | null | undefined) ?? DEFAULT_TARGET_DATABASE };
+  const target: FleetTarget = { name: row.name as string, url: row.url as string, database: (row.database as string | null | undefined) ?? MAIN_DATABASE };
   if (row.schema !== undefined && row.schema !== null) target.schema = row.schema as string;
   return target;
 }

@@ -1,6 +1,7 @@
 // An environment that is a fleet: where its targets are listed, and the waves a rollout walks them in.
 import { z } from 'zod';
 import { parseDuration } from './duration';
+import { durationText } from './yaml-source';
 import type { Wave } from './waves';
 
 export { planWaves, planWavesForNames, type Wave, type WaveRange } from './waves';
@@ -21,9 +22,7 @@ export function isTargetName(name: string): boolean {
 }
 
 
-const duration = z.string().refine((text) => parseDuration(text) !== undefined, {
-  message: 'expected a duration such as 30m, 24h, 7d',
-});
+const duration = durationText('30m, 24h, 7d');
 
 const waveSchema = z
   .strictObject({

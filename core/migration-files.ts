@@ -1,12 +1,12 @@
 // Migration files: <14-digit UTC version>_<name>.sql with dbmate-style `-- migrate:up` / `-- migrate:down` sections.
 import { parseDuration } from './duration';
+import { DATABASE_NAME_PATTERN } from './targets';
 export const MIGRATION_FILE_PATTERN = /^(\d{14})_([A-Za-z0-9_]+)\.sql$/;
 const SECTION_PATTERN = /^--\s*migrate:(up|down)\b(.*)$/;
 const KNOWN_OPTIONS = new Set(['transaction']);
 /** `-- dbchange:<directive> <value>` lines: per-file settings that travel with the file and its checksum. */
 const DIRECTIVE_PATTERN = /^--\s*dbchange:([a-z-]+)\s*(.*)$/;
 const DIRECTIVES = ['statement-timeout', 'databases'];
-const DATABASE_NAME = /^[a-z][a-z0-9_]*$/;
 
 export interface MigrationSource {
   version: string;
@@ -120,7 +120,7 @@ function parseStatementTimeout(fileName: string, where: string, value: string): 
 /** `ci` or `ci,sec` (spaces allowed): database names as dbchange.yaml's `databases:` keys them. */
 function parseDatabaseList(fileName: string, where: string, value: string): string[] {
   const names = value.split(/[\s,]+/).filter(Boolean);
-  const bad = names.filter((name) => !DATABASE_NAME.test(name));
+  const bad = names.filter((name) => !DATABASE_NAME_PATTERN.test(name));
   if (names.length === 0 || bad.length > 0) {
     throw new MigrationFileError(fileName, `${where}: expected database names as dbchange.yaml's databases: lists them, e.g. "-- dbchange:databases ci" or "ci,sec"${bad.length > 0 ? `; not a name: ${bad.join(', ')}` : ''}`);
   }

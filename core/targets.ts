@@ -3,6 +3,9 @@
 
 /** `databaseUrl: X` is shorthand for `databases: { main: X }`. */
 export const MAIN_DATABASE = 'main';
+/** A database's name, as dbchange.yaml's `databases:`, `-- dbchange:databases` and a CR step's `database:` write it. */
+export const DATABASE_NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
+export const DATABASE_NAME_RULE = 'lowercase letters, digits and underscores, starting with a letter (e.g. main, ci)';
 
 const ADDRESS_SEPARATOR = '/';
 

@@ -1,7 +1,8 @@
 // YAML files people write by hand (dbchange.yaml, change requests): parsed with line numbers, so every
 // problem can name the line and key it is about.
 import { LineCounter, parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
+import { parseDuration } from './duration';
 
 export interface YamlSource {
   /** The document as plain data; undefined for an empty file. */
@@ -73,4 +74,9 @@ export function describeSchemaIssues(issues: z.core.$ZodIssue[], source: YamlSou
     }
   }
   return problems;
+}
+
+/** A duration written as text (`200ms`, `15m`, `24h`); `examples` are the ones the message suggests for this key. */
+export function durationText(examples: string) {
+  return z.string().refine((text) => parseDuration(text) !== undefined, { message: `expected a duration such as ${examples}` });
 }

@@ -24,16 +24,14 @@ const APPROVAL: DecisionStatement = {
   digest: DIGEST,
   expires: '2025-06-01T13:00:00Z',
 };
-const EXPECTED: Omit<DecisionStatement, 'expires'> = {
-  version: 1,
-  workflowId: 'pipeline-app',
-  runId: 'run-1',
-  decision: 'approve',
-  gate: 'production',
-  role: 'release-manager',
-  user: 'alice',
-  digest: DIGEST,
-};
+/** What the workflow expects at that gate: the same fields, without the expiry. */
+const EXPECTED: Omit<DecisionStatement, 'expires'> = withoutExpiry(APPROVAL);
+
+function withoutExpiry(statement: DecisionStatement): Omit<DecisionStatement, 'expires'> {
+  const copy: Partial<DecisionStatement> = { ...statement };
+  delete copy.expires;
+  return copy as Omit<DecisionStatement, 'expires'>;
+}
 
 const APPROVAL_TEXT = `dbchange decision statement v1
 workflowId: pipeline-app

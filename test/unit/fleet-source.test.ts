@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fleetTargetNames, FleetSourceError, parseRegistryRows, parseTargetFile } from '../../core/fleet-source';
+import { FleetSourceError, parseRegistryRows, parseTargetFile } from '../../core/fleet-source';
 
 const PASSWORD = 's3cret-Pa55word';
 const ENV = {
@@ -31,10 +31,6 @@ describe('target file', () => {
     expect(targets).toEqual([
       { name: 'cell-002', url: ENV.CELL_002_URL, database: 'main' },
       { name: 'cell-001', url: ENV.CELL_001_URL, schema: 'tenant_1', database: 'ci' },
-    ]);
-    expect(fleetTargetNames(targets)).toEqual([
-      { name: 'cell-002', database: 'main' },
-      { name: 'cell-001', database: 'ci' },
     ]);
   });
 
