@@ -31,11 +31,12 @@ export function createBatchActivities(
   pools: DatabasePools,
   targetNamed: (address: string) => DatabaseTarget,
   migrationFor: (ref: MigrationRef) => MigrationFile,
+  migrationsFor: (refs: MigrationRef[]) => MigrationFile[],
 ) {
   return {
     /** Lints every pending file of a plan with one squawk run; advisory: a linter that cannot run is reported. */
     async lintPlan(input: { environment: string; migrations: { version: string; checksum: string }[] }): Promise<LintSummary> {
-      const files = input.migrations.map((ref) => migrationFor({ ...ref, environment: input.environment }));
+      const files = migrationsFor(input.migrations.map((ref) => ({ ...ref, environment: input.environment })));
       const findings = await lintMigrationTexts(files.map((file) => ({ file: file.fileName, text: readFileSync(file.path, 'utf8') })), 'post-deploy').catch((error: Error) => [
         { file: files[0]?.fileName ?? '', line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
       ]);

@@ -111,8 +111,8 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     }
   };
 
-  const migrationFor = (ref: MigrationRef): MigrationFile => {
-    const file = readMigrations((dir) => readMigrationVersion(dir, ref.version));
+  /** The file of a listed migration, as listed: a file gone or edited since is a non-retryable failure. */
+  const checkedMigration = (ref: MigrationRef, file: MigrationFile | undefined): MigrationFile => {
     if (!file) {
       throw ApplicationFailure.create({
         type: MIGRATION_NOT_FOUND,
@@ -128,6 +128,12 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
       });
     }
     return file;
+  };
+  const migrationFor = (ref: MigrationRef): MigrationFile => checkedMigration(ref, readMigrations((dir) => readMigrationVersion(dir, ref.version)));
+  /** Every listed migration with one read of the folder: a plan can list thousands, and each lookup alone lists the folder. */
+  const migrationsFor = (refs: MigrationRef[]): MigrationFile[] => {
+    const byVersion = new Map(readMigrations(readMigrationDir).map((file) => [file.version, file]));
+    return refs.map((ref) => checkedMigration(ref, byVersion.get(ref.version)));
   };
 
   /** What runs next on a database; an edited file or a promotion mismatch is a non-retryable failure that says which. */
@@ -152,7 +158,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
   };
 
   return {
-    ...createBatchActivities(config, pools, targetNamed, migrationFor),
+    ...createBatchActivities(config, pools, targetNamed, migrationFor, migrationsFor),
     ...createFleetActivities({ config, pools, environmentNamed, readFiles: () => readMigrations(readMigrationDir) }),
 
     async planPipeline(requested: string[] | undefined): Promise<PipelinePlan> {
