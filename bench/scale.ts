@@ -1,7 +1,6 @@
 // Scale: 1,000 change requests parked on an approval, served by one worker process.
-import { checkChangeRequestText, type ChangeRequestFile } from '../core/change-request-file';
 import { sendDecision } from '../cli/pipeline-client';
-import { changeRequestStatus, startChangeRequest } from '../cli/change-client';
+import { startChangeRequest } from '../cli/change-client';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS, HEAP_FLAGS } from '../worker/memory-defaults';
 import { createDatabase, withClient, writeProject } from './lib/databases';
 import type { BenchResult } from './lib/result';
@@ -9,6 +8,7 @@ import type { BenchSettings } from './lib/settings';
 import { percentile, round } from './lib/stats';
 import type { BenchServers, BenchTemporal } from './lib/temporal';
 import { startWorkerProcess } from './lib/worker-process';
+import { MARKS_TABLE_SQL, markingChange, sleep, waitForMark, waitUntilParked } from './lib/parked-changes';
 
 const ENVIRONMENT = 'bench-scale';
 const RSS_GOAL_MB = 300;
@@ -97,7 +97,7 @@ export async function runScale(settings: BenchSettings, servers: BenchServers): 
 async function parkAndApprove(settings: BenchSettings, temporal: BenchTemporal, { method, cached, heapMb }: Variant): Promise<ScaleRun> {
   const database = await createDatabase(settings.adminUrl, 'scale');
   // The step records when it ran, by the database's clock, on the machine that also sends the approvals.
-  await withClient(database.url, (client) => client.query('CREATE TABLE scale_marks (id text PRIMARY KEY, at timestamptz NOT NULL)'));
+  await withClient(database.url, (client) => client.query(MARKS_TABLE_SQL));
   const project = writeProject(ENVIRONMENT, database.url, {}, '200ms', { reviewer: ['reviewer'] });
   const taskQueue = `bench-scale-${Date.now()}`;
   const workerArgs = cached ? ['--max-cached-workflows', String(cached)] : [];
@@ -107,7 +107,7 @@ async function parkAndApprove(settings: BenchSettings, temporal: BenchTemporal, 
   const rssSamples: number[] = [];
   const sampler = setInterval(() => rssSamples.push(worker.rssMb()), 500);
   try {
-    const files = await Promise.all(Array.from({ length: settings.parked }, (_, index) => changeFile(index)));
+    const files = await Promise.all(Array.from({ length: settings.parked }, (_, index) => markingChange('scale', index, ENVIRONMENT)));
     const startedAt = performance.now();
     await inBatches(files, (file) => startChangeRequest(temporal.client, project.config, file, { taskQueue }).then(() => undefined));
     await inBatches(files, (file) => waitUntilParked(temporal, `cr-${file.changeRequest.id}`));
@@ -137,40 +137,6 @@ async function parkAndApprove(settings: BenchSettings, temporal: BenchTemporal, 
   }
 }
 
-function changeFile(index: number): Promise<ChangeRequestFile> {
-  const id = `scale-${String(index).padStart(4, '0')}`;
-  const text = [
-    `id: ${id}`,
-    `title: scale test ${index}`,
-    'criticality: C3',
-    'requestedBy: requester',
-    `environments: [${ENVIRONMENT}]`,
-    'steps:',
-    '  - id: mark',
-    `    sql: INSERT INTO scale_marks (id, at) VALUES ('${id}', clock_timestamp());`,
-    '',
-  ].join('\n');
-  return checkChangeRequestText(text, `${id}.yaml`);
-}
-
-async function waitUntilParked(temporal: BenchTemporal, workflowId: string): Promise<void> {
-  for (;;) {
-    const status = await changeRequestStatus(temporal.client, workflowId).catch(() => undefined);
-    if (status?.stage === 'waiting-approval') return;
-    await sleep(200);
-  }
-}
-
-async function waitForMark(url: string, id: string): Promise<number> {
-  return withClient(url, async (client) => {
-    for (;;) {
-      const rows = await client.query<{ ms: string }>(`SELECT (extract(epoch FROM at) * 1000)::text AS ms FROM scale_marks WHERE id = $1`, [id]);
-      if (rows.rows[0]) return Number(rows.rows[0].ms);
-      await sleep(5);
-    }
-  });
-}
-
 async function inBatches<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
   for (let start = 0; start < items.length; start += CONCURRENCY) await Promise.all(items.slice(start, start + CONCURRENCY).map(work));
 }
@@ -179,8 +145,4 @@ async function terminateAll(temporal: BenchTemporal): Promise<void> {
   const running: string[] = [];
   for await (const execution of temporal.client.workflow.list({ query: `WorkflowId STARTS_WITH 'cr-scale-' AND ExecutionStatus = 'Running'` })) running.push(execution.workflowId);
   await inBatches(running, (id) => temporal.client.workflow.getHandle(id).terminate('scale benchmark done').then(() => undefined, () => undefined));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

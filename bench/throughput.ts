@@ -95,13 +95,7 @@ export async function runThroughput(settings: BenchSettings, servers: BenchServe
 
 async function measure(method: Method, rep: number, settings: BenchSettings, servers: BenchServers): Promise<Run> {
   const database = await createDatabase(settings.adminUrl, 'tput');
-  const migrations = Object.fromEntries(
-    Array.from({ length: settings.migrations }, (_, index) => [
-      `${versionAt(index)}_step_${index}.sql`,
-      migrationText(`CREATE TABLE step_${index} (id int PRIMARY KEY);\nINSERT INTO step_${index} VALUES (1);`),
-    ]),
-  );
-  const project = writeProject('bench-tput', database.url, migrations);
+  const project = writeProject('bench-tput', database.url, smallMigrations(settings.migrations));
   try {
     const started = performance.now();
     let activitiesInHistory: number | undefined;
@@ -121,7 +115,18 @@ async function measure(method: Method, rep: number, settings: BenchSettings, ser
   }
 }
 
-async function applyWithDbchange(project: BenchProject, temporal: BenchTemporal): Promise<{ activitiesInHistory: number; batches: number; perMigration: TimeBreakdown }> {
+/** `count` small migrations: each creates a table and inserts a row. */
+export function smallMigrations(count: number): Record<string, string> {
+  return Object.fromEntries(
+    Array.from({ length: count }, (_, index) => [
+      `${versionAt(index)}_step_${index}.sql`,
+      migrationText(`CREATE TABLE step_${index} (id int PRIMARY KEY);\nINSERT INTO step_${index} VALUES (1);`),
+    ]),
+  );
+}
+
+/** Runs the project's pipeline to the end on a worker of its own; what the history says about where the time went. */
+export async function applyWithDbchange(project: BenchProject, temporal: Pick<BenchTemporal, 'client' | 'startWorker'>): Promise<{ activitiesInHistory: number; batches: number; perMigration: TimeBreakdown }> {
   const worker = await temporal.startWorker(project.config);
   try {
     const handle = await startPipeline(temporal.client, project.config, { requestedBy: 'bench', taskQueue: worker.taskQueue });

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 started=$(date +%s)
 bash scripts/setup.sh
 bash scripts/postgres.sh
+# The cluster tests (test/cluster) need temporal-server; its build is cached in .tools/bin and Go's build cache.
+bash scripts/temporal-cluster.sh build
 echo "dbchange test: lint and type checks" >&2
 npx --no-install eslint .
 npx --no-install tsc -p tsconfig.test.json

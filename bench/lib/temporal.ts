@@ -33,11 +33,15 @@ export async function startBenchServers(): Promise<BenchServers> {
 
 export async function startBenchTemporal(dynamicConfig: Record<string, number | boolean>): Promise<BenchTemporal> {
   const server = await startDevServer({ port: await freePort(), uiPort: await freePort(), quiet: true, dynamicConfig });
-  const connection = await Connection.connect({ address: server.address });
-  const nativeConnection = await NativeConnection.connect({ address: server.address });
+  return { server, ...(await connectBenchTemporal(server.address, () => server.stop())) };
+}
+
+/** A client and in-process workers on any Temporal frontend (a dev server's, or a cluster's); `close` ends with `stopServer`. */
+export async function connectBenchTemporal(address: string, stopServer: () => Promise<void>): Promise<Omit<BenchTemporal, 'server'>> {
+  const connection = await Connection.connect({ address });
+  const nativeConnection = await NativeConnection.connect({ address });
   const client = new Client({ connection });
   return {
-    server,
     client,
     async startWorker(config) {
       const taskQueue = `bench-${randomUUID()}`;
@@ -56,7 +60,7 @@ export async function startBenchTemporal(dynamicConfig: Record<string, number | 
     async close() {
       await connection.close();
       await nativeConnection.close();
-      await server.stop();
+      await stopServer();
     },
   };
 }
