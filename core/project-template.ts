@@ -12,7 +12,7 @@ export function newProjectConfigText(approver: string): string {
 # \${VAR} is read from the environment of the process that runs dbchange; paths are relative to this file.
 
 migrations:
-  regular: ${NEW_PROJECT_FOLDERS.regular}            # run by your deploy, before the new code starts (dbchange lints them)
+  regular: ${NEW_PROJECT_FOLDERS.regular}           # run by your deploy, before the new code starts (dbchange lints them)
   postDeploy: ${NEW_PROJECT_FOLDERS.postDeploy}   # run after the deploy by \`dbchange pdm execute\`
 
 # The post-deploy pipeline walks the environments in this order; add staging before production here.
