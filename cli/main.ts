@@ -8,8 +8,10 @@ import { registerChangeRequestCommands } from './commands/cr';
 import { registerDecisionCommands } from './commands/decisions';
 import { registerDriftCommand } from './commands/drift';
 import { registerIncidentCommands } from './commands/incident';
+import { registerInitCommand } from './commands/init';
 import { registerLintCommand } from './commands/lint';
 import { registerMigrationCommands } from './commands/migrations';
+import { registerNewMigrationCommand } from './commands/new-migration';
 import { registerPdmCommands } from './commands/pdm';
 import { registerServerCommands } from './commands/servers';
 import { registerSetupCommand } from './commands/setup';
@@ -24,6 +26,8 @@ export function createProgram(): { program: Command; context: CommandContext } {
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
   const context = createContext(() => program.opts<{ config?: string }>().config);
+  registerInitCommand(program);
+  registerNewMigrationCommand(program, context);
   registerServerCommands(program, context);
   registerSetupCommand(program, context);
   registerMigrationCommands(program, context);

@@ -2,6 +2,8 @@
 import { parseDuration } from './duration';
 import { DATABASE_NAME_PATTERN } from './targets';
 export const MIGRATION_FILE_PATTERN = /^(\d{14})_([A-Za-z0-9_]+)\.sql$/;
+/** The name part of MIGRATION_FILE_PATTERN in words, for messages. */
+export const MIGRATION_NAME_RULE = 'letters, digits and underscores';
 const SECTION_PATTERN = /^--\s*migrate:(up|down)\b(.*)$/;
 const KNOWN_OPTIONS = new Set(['transaction']);
 /** `-- dbchange:<directive> <value>` lines: per-file settings that travel with the file and its checksum. */

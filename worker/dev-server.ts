@@ -1,8 +1,8 @@
 // Starts the Temporal CLI's dev server (with its Web UI and dbchange's search attributes) and waits until it answers.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { devServerSearchAttributeArgs } from '../core/search-attributes';
+import { temporalCliPath } from './temporal-cli';
 
 export interface DevServerOptions {
   port?: number;
@@ -35,17 +35,6 @@ export interface DevServer {
   uiUrl: string;
   process: ChildProcess;
   stop(): Promise<void>;
-}
-
-// Compiled code runs from dist/worker, sources from worker/: both find the repository root.
-const PROJECT_ROOT = resolve(__dirname, '..', __dirname.includes('/dist/') ? '..' : '');
-
-/** The Temporal CLI the project uses: TEMPORAL_CLI_PATH, `temporal` on PATH, or the one built into .tools/. */
-export function temporalCliPath(): string {
-  return execFileSync('bash', [resolve(PROJECT_ROOT, 'scripts/temporal-cli.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }).trim();
 }
 
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {

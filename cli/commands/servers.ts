@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { FAST_DISPATCH, startDevServer } from '../../worker/dev-server';
 import { DEFAULT_MAX_CACHED_WORKFLOWS } from '../../worker/memory-defaults';
 import { runWorker } from '../../worker/run-worker';
+import { TemporalCliMissingError } from '../../worker/temporal-cli';
 import type { CommandContext } from '../context';
 import { CliError, EXIT, progress } from '../output';
 
@@ -31,14 +32,29 @@ export function registerServerCommands(program: Command, context: CommandContext
     .option('--db-filename <path>', 'keep workflows across restarts in this file', '.dbchange/temporal-dev.db')
     .option('--http-port <port>', "serve the frontend's HTTP API here, for chat tooling that sends plain HTTP (see the README)")
     .option('--metrics-address <host:port>', 'serve the worker\'s Prometheus metrics')
-    .addHelpText('after', '\nExamples:\n  dbchange dev            # then, in another terminal: dbchange pdm execute --follow\n  dbchange dev --http-port 7243')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  dbchange dev            # then, in another terminal: dbchange pdm execute --follow',
+        '  dbchange dev --http-port 7243',
+        '',
+        "Runs the Temporal CLI from $TEMPORAL_CLI_PATH, else `temporal` on PATH, else dbchange's own .tools/bin;",
+        'without one it says how to get it and exits 3.',
+      ].join('\n'),
+    )
     .action(async (options: { port: string; uiPort: string; dbFilename: string; httpPort?: string; metricsAddress?: string }) => {
       const config = context.config();
       const dbFilename = resolve(options.dbFilename);
       mkdirSync(dirname(dbFilename), { recursive: true });
       const httpPort = options.httpPort ? Number(options.httpPort) : undefined;
       // A local server should feel instant: hand tasks to the worker as soon as they exist (see FAST_DISPATCH).
-      const server = await startDevServer({ port: Number(options.port), uiPort: Number(options.uiPort), dbFilename, httpPort, quiet: true, dynamicConfig: FAST_DISPATCH });
+      const server = await startDevServer({ port: Number(options.port), uiPort: Number(options.uiPort), dbFilename, httpPort, quiet: true, dynamicConfig: FAST_DISPATCH }).catch(
+        (error: unknown) => {
+          throw error instanceof TemporalCliMissingError ? new CliError(error.message, EXIT.refused) : error;
+        },
+      );
       process.env.TEMPORAL_ADDRESS = server.address;
       progress(`Temporal dev server on ${server.address}; Web UI at ${server.uiUrl}${httpPort ? `; HTTP API at http://localhost:${httpPort}/api/v1` : ''}`);
       try {
