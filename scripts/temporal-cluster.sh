@@ -65,6 +65,10 @@ sql_tool() {
   fi
 }
 
+cluster_metadata_written() {
+  [[ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$DATABASE" -tAc "SELECT count(*) FROM cluster_metadata_info")" -ge 1 ]]
+}
+
 database_exists() {
   [[ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'")" == 1 ]]
 }
@@ -230,13 +234,16 @@ address() {
 
 temporal_cli() { "$(bash "$ROOT/scripts/temporal-cli.sh")" "$@" --address "$(address)"; }
 
+# The services wait_until gives up on when one of them exits: those started so far.
+WATCHED=()
+
 wait_until() {
   local what="$1" seconds="$2"
   shift 2
   local deadline=$((SECONDS + seconds))
   until "$@" >/dev/null 2>&1; do
-    for service in "${SERVICES[@]}"; do
-      is_running "$service" || fail "the $service service exited while waiting for $what; its log: $STATE/logs/$service.log"$'\n'"$(tail -n 20 "$STATE/logs/$service.log")"
+    for service in "${WATCHED[@]}"; do
+      is_running "$service" || fail "the $service service exited while waiting for $what; the end of its log, $STATE/logs/$service.log:"$'\n'"$(tail -n 5 "$STATE/logs/$service.log" | cut -c1-400)"
     done
     ((SECONDS < deadline)) || fail "gave up waiting for $what after ${seconds}s; logs in $STATE/logs"
     sleep 0.5
@@ -260,7 +267,13 @@ start() {
   choose_ports
   write_config
   write_dynamic_config "$fast"
+  # On new databases the first service writes the cluster's metadata; services started at the same moment race
+  # for that row and the losers exit. So history starts alone until the row is there.
+  start_service history
+  WATCHED=(history)
+  wait_until "the cluster metadata in $DATABASE" 60 cluster_metadata_written
   for service in "${SERVICES[@]}"; do start_service "$service"; done
+  WATCHED=("${SERVICES[@]}")
   wait_until "the frontend at $(address)" 90 temporal_cli operator cluster health
   if ! temporal_cli operator namespace describe --namespace "$NAMESPACE" >/dev/null 2>&1; then
     say "registering namespace $NAMESPACE"
