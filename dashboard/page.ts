@@ -135,7 +135,7 @@ ${data.moreChanges > 0 ? html`<p class="quiet">and ${data.moreChanges} more runn
 </section>`;
 }
 
-const STATES = ['done', 'running', 'pending', 'blocked', 'failed'] as const;
+const STATES = ['done', 'running', 'blocked', 'failed', 'pending'] as const;
 
 function fleetSection(change: RunningChange, fleet: FleetRollout, data: DashboardData): Html {
   const resolve = change.action?.decision === 'resolve' ? change.action.commands[0] : undefined;
