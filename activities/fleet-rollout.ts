@@ -10,7 +10,7 @@ import type { OutcomeCounts } from '../core/pipeline';
 import { emptyCounts } from '../core/pipeline-record';
 import { applyBatch } from './apply-batch';
 import { readAppliedState, recordWithoutRunning, type DatabasePools } from './db';
-import { FleetTargetCache, FleetTargetNotListedError, readFleetTargets } from './fleet-source';
+import { fleetDatabaseTarget, FleetTargetCache, FleetTargetNotListedError, readFleetTargets } from './fleet-source';
 import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
 import { settleFailure } from './step-progress';
 
@@ -75,8 +75,7 @@ export function createFleetActivities({ config, pools, environmentNamed, readFil
       }
       throw error;
     }
-    const address = `${environment}/${name}`;
-    return { address, environment, database: target.database, url: target.url, missingVariables: [], key: `fleet target ${name}`, ...(target.schema ? { schema: target.schema } : {}) };
+    return fleetDatabaseTarget(environment, target);
   };
 
   return {

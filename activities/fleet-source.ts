@@ -2,6 +2,7 @@
 // activities resolving one target each do not each re-read the registry.
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
+import type { DatabaseTarget } from '../core/config';
 import type { FleetConfig } from '../core/fleet';
 import { FleetSourceError, parseRegistryRows, parseTargetFile, type FleetTarget } from '../core/fleet-source';
 
@@ -73,6 +74,11 @@ function describeError(error: unknown): string {
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `ERROR ${code}: ${firstLine}`;
   if (typeof code === 'string') return code;
   return /timeout/i.test(firstLine) ? 'connection timeout' : 'connection failed';
+}
+
+/** A fleet target as a database the apply and read code can use: its address is `environment/name`. */
+export function fleetDatabaseTarget(environment: string, target: FleetTarget): DatabaseTarget {
+  return { address: `${environment}/${target.name}`, environment, database: target.database, url: target.url, missingVariables: [], key: `fleet target ${target.name}`, ...(target.schema ? { schema: target.schema } : {}) };
 }
 
 /** A target a rollout named that its environment's source no longer lists. */

@@ -9,6 +9,7 @@ import type { BenchResult } from './lib/result';
 import { readSettings, type BenchSettings } from './lib/settings';
 import { startBenchServers, type BenchServers } from './lib/temporal';
 import { runCluster } from './cluster';
+import { runDashboard } from './dashboard';
 import { runFleet } from './fleet';
 import { runHistory } from './history';
 import { runHold } from './hold';
@@ -25,6 +26,7 @@ const BENCHMARKS: Record<string, (settings: BenchSettings, servers: BenchServers
   history: runHistory,
   hold: runHold,
   fleet: runFleet,
+  dashboard: runDashboard,
   cluster: runCluster,
 };
 const RESULTS_DIR = join(REPO_ROOT, 'bench/results');

@@ -5,6 +5,7 @@ import { ConfigError } from '../core/config';
 import { MigrationFileError } from '../core/migration-files';
 import { registerAuditCommand } from './commands/audit';
 import { registerChangeRequestCommands } from './commands/cr';
+import { registerDashboardCommand } from './commands/dashboard';
 import { registerDecisionCommands } from './commands/decisions';
 import { registerDriftCommand } from './commands/drift';
 import { registerIncidentCommands } from './commands/incident';
@@ -38,6 +39,7 @@ export function createProgram(): { program: Command; context: CommandContext } {
   registerIncidentCommands(program, context);
   registerLintCommand(program, context);
   registerDriftCommand(program, context);
+  registerDashboardCommand(program, context);
   program.addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 waiting for a person, 3 refused.\nEvery command has --help with an example.');
   return { program, context };
 }

@@ -12,4 +12,8 @@ export const METRIC = {
   approvalWait: 'dbchange_approval_wait',
   /** counter: fleet targets done, blocked (failed, waiting for a person) or failed (given up), tagged by environment and outcome */
   fleetTargets: 'dbchange_fleet_targets',
+  /** gauge: post-deploy migrations not yet run, tagged by environment and database (a fleet's: by target name) */
+  pendingMigrations: 'dbchange_pending_migrations',
+  /** gauge: seconds since the oldest pending migration's version (when it was written), same tags; 0 when none is pending */
+  oldestPendingAge: 'dbchange_oldest_pending_age_seconds',
 } as const;

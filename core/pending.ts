@@ -45,3 +45,22 @@ export function describeEdited(environment: string, edited: EditedMigration[]): 
     'restore the applied version and put the change in a new migration'
   );
 }
+
+/** A version's UTC timestamp (YYYYMMDDHHMMSS) in ms: when the migration was written; undefined if it is not one. */
+export function versionTime(version: string): number | undefined {
+  const match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(version);
+  if (!match) return undefined;
+  const [year, month, day, hour, minute, second] = match.slice(1).map(Number);
+  const time = Date.UTC(year, month - 1, day, hour, minute, second);
+  // Date.UTC rolls 20240231 over into March: a version that is no real time has no age.
+  return new Date(time).getUTCDate() === day && month >= 1 && month <= 12 ? time : undefined;
+}
+
+/**
+ * How long the oldest pending migration has waited, counted from its version (when it was written), in whole
+ * seconds; 0 when nothing is pending. A version is the only start time every database agrees on without state.
+ */
+export function oldestPendingAgeSeconds(pending: readonly { version: string }[], now: number): number {
+  const times = pending.map((file) => versionTime(file.version)).filter((time): time is number => time !== undefined);
+  return times.length === 0 ? 0 : Math.max(0, Math.floor((now - Math.min(...times)) / 1000));
+}

@@ -5,6 +5,7 @@ import { allTargets, requireDatabaseUrl } from '../core/config';
 import { writeJsonLogLine } from './json-log';
 import { applyHeapDefaults, workflowMemoryOptions } from './memory-defaults';
 import { connectWorkerConnection, taskQueue } from './temporal';
+import { startPendingMetrics } from './pending-metrics';
 import { createDbChangeWorker } from './worker';
 
 export interface RunWorkerOptions {
@@ -32,9 +33,12 @@ export async function runWorker(config: DbChangeConfig, options: RunWorkerOption
   const queue = taskQueue();
   const { worker, close } = await createDbChangeWorker({ config, connection, namespace, taskQueue: queue, ...workflowMemoryOptions(options.maxCachedWorkflows) });
   log(`dbchange worker: namespace ${namespace}, task queue ${queue}, environments ${config.environments.map((environment) => environment.name).join(', ')}, workflow cache ${worker.options.maxCachedWorkflows}${heapFlags.length ? `, V8 ${heapFlags.join(' ')}` : ''}${options.metricsAddress ? `, metrics on http://${options.metricsAddress}/metrics` : ''}`);
+  // Beside the SDK's metrics: what is pending where, for graphs and a "pending too long" alert.
+  const pendingMetrics = options.metricsAddress ? startPendingMetrics(config, Runtime.instance().metricMeter, log) : undefined;
   try {
     await worker.run();
   } finally {
+    await pendingMetrics?.stop();
     await close();
     await connection.close();
   }

@@ -33,8 +33,8 @@ const TARGET_ACTIONS: readonly ResolveAction[] = ['retry', 'mark-complete', 'abo
 /** Rolls the fleet out; 'hand-over' with the state when this run's history is full and the next run goes on. */
 export async function rollOutFleet(run: PipelineRun, environment: string, plan: FleetPlan, resumed?: FleetState, approvedDigest?: string): Promise<{ handOver?: FleetState }> {
   const state = resumed ?? (await listTargets(run, environment, plan, approvedDigest));
-  const show = (running: number) => run.board.fleetProgress(environment, state, running);
-  show(0);
+  const show = (running: readonly string[]) => run.board.fleetProgress(environment, state, running);
+  show([]);
   while (state.wave < state.waves.length) {
     if (state.wave > state.approvedWave && plan.approvalBetweenWaves) {
       await passWaveApproval(run, environment, state, plan.approvalBetweenWaves);
@@ -45,7 +45,7 @@ export async function rollOutFleet(run: PipelineRun, environment: string, plan: 
     await announce('wave-done', `${run.board.title()}: ${environment} wave ${state.wave + 1} of ${state.waves.length} done (${state.done[state.wave]} of ${end - start} targets${failedInWave(state).length > 0 ? `, ${failedInWave(state).length} given up` : ''})`, environment);
     state.wave++;
     state.next = state.waves[state.wave]?.start ?? state.targets.length;
-    show(0);
+    show([]);
     if (state.wave < state.waves.length && runIsFull()) return { handOver: state };
   }
   return {};
@@ -71,7 +71,7 @@ async function listTargets(run: PipelineRun, environment: string, plan: FleetPla
  * While targets run, `resolve --action abort` stops them all (their SQL is cancelled and rolled back) and ends the
  * pipeline.
  */
-async function runWave(run: PipelineRun, environment: string, plan: FleetPlan, state: FleetState, show: (running: number) => void): Promise<'done' | 'hand-over'> {
+async function runWave(run: PipelineRun, environment: string, plan: FleetPlan, state: FleetState, show: (running: readonly string[]) => void): Promise<'done' | 'hand-over'> {
   const running = new Map<string, Promise<void>>();
   const scope = new CancellationScope();
   for (;;) {
@@ -82,7 +82,7 @@ async function runWave(run: PipelineRun, environment: string, plan: FleetPlan, s
       if (target === undefined) break;
       running.set(target, scope.run(() => rollOut(run, environment, state, target)).finally(() => running.delete(target)));
     }
-    show(running.size);
+    show([...running.keys()]);
     if (running.size > 0) {
       await untilOneEndsOrStop(run, environment, scope, running);
       continue;

@@ -2,6 +2,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Approval, Rejection, Resolution, RollbackRequest } from '../core/decisions';
 import type { ChangeRequestStatus } from '../core/change-status';
+import type { FleetGrid } from '../core/fleet-grid';
 import type { IncidentClose } from '../core/incident';
 import type { PipelineStatus } from '../core/pipeline';
 
@@ -23,6 +24,8 @@ export const rollback = defineSignal<[RollbackRequest]>('rollback');
 export const rollbackUpdate = defineUpdate<DecisionAnswer, [RollbackRequest]>('rollback');
 
 export const status = defineQuery<PipelineStatus>('status');
+/** A fleet rollout's targets, each with its state, wave by wave (undefined before a fleet is rolled out). */
+export const fleetTargets = defineQuery<FleetGrid | undefined>('fleetTargets');
 /** The same `status` query, as a change request answers it. */
 export const changeStatus = defineQuery<ChangeRequestStatus>('status');
 export { stepProgress } from '../core/step-progress';

@@ -12,7 +12,7 @@ import { applyPlan, runIsFull } from './apply-plan';
 import { rollOutFleet } from './fleet-rollout';
 import { DecisionDesk } from './decision-desk';
 import { decisionSigning, withSigning } from './decision-signing';
-import { status, stepProgress } from './messages';
+import { fleetTargets, status, stepProgress } from './messages';
 import { recordApprovalWait } from './metrics';
 import { announce, block, CHECK_ACTIONS, MIGRATION_ACTIONS, resolvable, type PipelineRun } from './pipeline-desk';
 import { waitForProductionChecks } from './production-gates';
@@ -44,6 +44,7 @@ export async function postDeployMigrationPipeline(input: PipelineInput): Promise
   const board = new StatusBoard(input);
   setHandler(status, () => board.snapshot());
   setHandler(stepProgress, (progress) => board.stepProgress(progress));
+  setHandler(fleetTargets, () => board.fleetGrid());
   try {
     return await runPipeline(input, board);
   } catch (error) {

@@ -15,6 +15,7 @@ import {
   type OutcomeCounts,
   type TargetResult,
 } from '../core/pipeline';
+import { fleetGrid, type FleetGrid } from '../core/fleet-grid';
 import { fleetStatus, type FleetState } from '../core/fleet-progress';
 import { parseTargetAddress } from '../core/targets';
 import { addOutcome, compactDecisions, emptyCounts, emptyResult, keepRecent, RECENT_FINDINGS } from '../core/pipeline-record';
@@ -30,6 +31,8 @@ const RUNNING_STAGES: PipelineStage[] = ['starting', 'applying', 'qa', 'checking
 export class StatusBoard {
   private readonly state: PipelineStatus;
   private readonly visibility = new Visibility();
+  /** The fleet being rolled out, for the fleetTargets query: its state (shared, not copied) and the targets running. */
+  private fleet?: { environment: string; state: FleetState; running: readonly string[] };
 
   /** A new pipeline, or the next run of one that continued as new, from the status it carried. */
   constructor(input: PipelineInput) {
@@ -181,10 +184,11 @@ export class StatusBoard {
   }
 
   /** A fleet rollout's waves as they stand; shown as `applying` while targets run or wait to. */
-  fleetProgress(environment: string, state: FleetState, running: number): void {
-    const fleet = fleetStatus(state, running);
+  fleetProgress(environment: string, state: FleetState, running: readonly string[]): void {
+    this.fleet = { environment, state, running };
+    const fleet = fleetStatus(state, running.length);
     this.result(environment).fleet = fleet;
-    if (this.state.stage === 'blocked' && running === 0) return;
+    if (this.state.stage === 'blocked' && running.length === 0) return;
     const wave = fleet.waves[fleet.wave - 1];
     const where = wave ? `wave ${wave.wave} of ${fleet.waves.length}: ${wave.done} of ${wave.size} done, ${wave.running} running${wave.blocked > 0 ? `, ${wave.blocked} blocked` : ''}` : 'no targets';
     this.state.stage = 'applying';
@@ -192,6 +196,11 @@ export class StatusBoard {
     this.state.migration = undefined;
     this.state.waitingFor = where;
     this.publish(`rolling out to ${environment}: ${where}`);
+  }
+
+  /** Each target of the fleet being rolled out with its state, worked out only when asked. */
+  fleetGrid(): FleetGrid | undefined {
+    return this.fleet && fleetGrid(this.fleet.environment, this.fleet.state, this.fleet.running);
   }
 
   /** What one fleet target's rollout did, added to its environment's counts. */

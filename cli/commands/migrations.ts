@@ -1,10 +1,10 @@
 // migrations pending|status: what each environment has run, read straight from its database.
 import type { Command } from 'commander';
-import { allTargets, selectEnvironments } from '../../core/config';
+import { allTargets } from '../../core/config';
 import { readMigrationDir } from '../../core/migration-dir';
-import { markOutOfOrder, newestAppliedPostDeploy } from '../../core/out-of-order';
-import { comparePending, describeEdited } from '../../core/pending';
+import { describeEdited } from '../../core/pending';
 import { DatabasePools, LEDGER_TABLE, readAppliedState } from '../../activities/db';
+import { pendingFleets, readPendingMigrations } from '../../activities/pending-migrations';
 import type { CommandContext } from '../context';
 import { CliError, EXIT, printJson } from '../output';
 
@@ -34,22 +34,11 @@ export function registerMigrationCommands(program: Command, context: CommandCont
     )
     .action(async (options: { env?: string; json?: boolean }) => {
       const config = context.config();
-      const files = readMigrationDir(config.migrations.postDeploy);
+      const environments = options.env ? [options.env] : undefined;
       const pools = new DatabasePools();
       try {
-        const report = [];
-        for (const target of selectEnvironments(config, options.env ? [options.env] : undefined).flatMap((environment) => environment.databases)) {
-          const applied = await readAppliedState(pools.pool(target));
-          const { pending, edited } = comparePending(files, applied);
-          const marked = markOutOfOrder(pending, newestAppliedPostDeploy(files.map((file) => file.version), applied));
-          report.push({
-            environment: target.address,
-            database: target.database,
-            pending: marked.map(({ version, name, fileName, outOfOrder }) => ({ version, name, fileName, ...(outOfOrder && { outOfOrder }) })),
-            edited,
-          });
-        }
-        const fleets = selectEnvironments(config, options.env ? [options.env] : undefined).filter((environment) => environment.fleet).map((environment) => environment.name);
+        const report = (await readPendingMigrations(config, pools, environments)).map(({ address, database, pending, edited }) => ({ environment: address, database, pending, edited }));
+        const fleets = pendingFleets(config, environments);
         if (options.json) printJson('migrations-pending', { environments: report, ...(fleets.length > 0 ? { fleets } : {}) });
         else {
           for (const entry of report) {

@@ -110,11 +110,26 @@ export interface WorkerProcess {
 }
 
 /** Starts `dbchange worker` and waits until it polls its task queue (after bundling the workflows). */
-export async function startWorkerProcess(
+export function startWorkerProcess(
   target: CliTarget,
   options: { readyTimeoutMs?: number; args?: string[]; env?: Record<string, string | undefined> } = {},
 ): Promise<WorkerProcess> {
-  const child = spawnCli(target, ['worker', ...(options.args ?? [])], options.env ?? {});
+  return startLongRunningCli(target, ['worker', ...(options.args ?? [])], 'dbchange worker:', options);
+}
+
+/** Starts `dbchange dashboard --port PORT` and waits until it serves. */
+export function startDashboardProcess(target: CliTarget, port: number, args: string[] = []): Promise<WorkerProcess> {
+  return startLongRunningCli(target, ['dashboard', '--port', String(port), ...args], 'dbchange dashboard on');
+}
+
+/** Starts a dbchange command that runs until stopped, and waits until its output says `readyText`. */
+async function startLongRunningCli(
+  target: CliTarget,
+  args: string[],
+  readyText: string,
+  options: { readyTimeoutMs?: number; env?: Record<string, string | undefined> } = {},
+): Promise<WorkerProcess> {
+  const child = spawnCli(target, args, options.env ?? {});
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -137,7 +152,7 @@ export async function startWorkerProcess(
   const ready = await new Promise<true | string>((resolve) => {
     const timer = setTimeout(() => resolve(`did not start within ${options.readyTimeoutMs ?? 60_000}ms`), options.readyTimeoutMs ?? 60_000);
     const check = () => {
-      if (!output.includes('dbchange worker:')) return;
+      if (!output.includes(readyText)) return;
       clearTimeout(timer);
       resolve(true);
     };
@@ -150,7 +165,7 @@ export async function startWorkerProcess(
   });
   if (ready !== true) {
     await worker.kill('SIGKILL');
-    throw new Error(`worker process ${child.pid} ${ready}: ${output}`);
+    throw new Error(`dbchange ${args[0]} process ${child.pid} ${ready}: ${output}`);
   }
   return worker;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { comparePending, describeEdited, type FileState } from '../../core/pending';
+import { comparePending, describeEdited, oldestPendingAgeSeconds, versionTime, type FileState } from '../../core/pending';
 
 interface File extends FileState {
   path: string;
@@ -90,5 +90,22 @@ describe('describeEdited', () => {
   it('names every edited file in the plural', () => {
     const message = describeEdited('staging', [edited('20240101000000_a.sql'), edited('20240102000000_b.sql')]);
     expect(message).toContain('corrupted migrations: 20240101000000_a.sql, 20240102000000_b.sql changed after they were applied on staging;');
+  });
+});
+
+describe('pending age', () => {
+  it('reads a version as the UTC time it was written, and refuses one that is no real time', () => {
+    expect(versionTime('20240102030405')).toBe(Date.UTC(2024, 0, 2, 3, 4, 5));
+    expect(versionTime('20240231000000')).toBeUndefined();
+    expect(versionTime('20241301000000')).toBeUndefined();
+    expect(versionTime('2024010203')).toBeUndefined();
+  });
+
+  it('counts the oldest pending version, in whole seconds, and 0 when nothing is pending', () => {
+    const now = Date.UTC(2024, 0, 4, 0, 0, 30);
+    expect(oldestPendingAgeSeconds([second, first], now)).toBe(3 * 86_400 + 30);
+    expect(oldestPendingAgeSeconds([], now)).toBe(0);
+    // A version from the future (a clock ahead on the author's machine) has waited no time yet.
+    expect(oldestPendingAgeSeconds([file('20250101000000', 'later', 'x')], now)).toBe(0);
   });
 });
