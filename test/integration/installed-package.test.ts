@@ -89,8 +89,8 @@ describe('dbchange installed from its package into an empty folder', () => {
       expect(packed.code, packed.stderr).toBe(0);
       const [tarball] = JSON.parse(packed.stdout) as [{ filename: string; files: PackedFile[] }];
       const paths = tarball.files.map((file) => file.path);
-      expect(paths).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'bin/dbchange.js', 'dist/cli/main.js', 'dist/worker/worker.js', 'dist/workflow-bundle.js']));
-      expect(paths.filter((path) => !/^(LICENSE|README\.md|package\.json|bin\/dbchange\.js|dist\/(activities|cli|core|worker|workflows)\/.+\.js|dist\/workflow-bundle\.js)$/.test(path))).toEqual([]);
+      expect(paths).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'bin/dbchange.js', 'dist/cli/main.js', 'dist/dashboard/server.js', 'dist/worker/worker.js', 'dist/workflow-bundle.js']));
+      expect(paths.filter((path) => !/^(LICENSE|README\.md|package\.json|bin\/dbchange\.js|dist\/(activities|cli|core|dashboard|worker|workflows)\/.+\.js|dist\/workflow-bundle\.js)$/.test(path))).toEqual([]);
 
       const project = join(work, 'project');
       mkdirSync(project);
