@@ -8,6 +8,7 @@ import { REPO_ROOT } from './lib/paths';
 import type { BenchResult } from './lib/result';
 import { readSettings, type BenchSettings } from './lib/settings';
 import { startBenchServers, type BenchServers } from './lib/temporal';
+import { runDrift } from './drift';
 import { runFleet } from './fleet';
 import { runHistory } from './history';
 import { runHold } from './hold';
@@ -24,6 +25,7 @@ const BENCHMARKS: Record<string, (settings: BenchSettings, servers: BenchServers
   history: runHistory,
   hold: runHold,
   fleet: runFleet,
+  drift: runDrift,
 };
 const RESULTS_DIR = join(REPO_ROOT, 'bench/results');
 const README = join(REPO_ROOT, 'bench/README.md');
