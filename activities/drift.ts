@@ -9,38 +9,61 @@ const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND 
 /** dbchange's own bookkeeping differs between environments by design. */
 const OWN_TABLES = `c.relname NOT IN ('${SCHEMA_MIGRATIONS_TABLE}', '${LEDGER_TABLE}')`;
 
+/** A partition's parent table, joined as pt (with its schema pn) where the relation c is a partition. */
+const PARENT_TABLE = `LEFT JOIN pg_inherits h ON h.inhrelid = c.oid AND c.relispartition
+LEFT JOIN pg_class pt ON pt.oid = h.inhparent LEFT JOIN pg_namespace pn ON pn.oid = pt.relnamespace`;
+
+// Each row: the catalog entry, its definition, and for a partition's copy of its parent's object, the parent's entry.
 const CATALOG_SQL = `
-SELECT 'table ' || n.nspname || '.' || c.relname AS object, CASE c.relkind WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'table' END AS definition
+SELECT 'table ' || n.nspname || '.' || c.relname AS object, CASE c.relkind WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'table' END AS definition,
+       NULL AS parent
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm') AND ${USER_SCHEMAS} AND ${OWN_TABLES}
 UNION ALL
 SELECT 'column ' || n.nspname || '.' || c.relname || '.' || a.attname,
-       format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+       format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), ''),
+       CASE WHEN a.attinhcount > 0 THEN 'column ' || pn.nspname || '.' || pt.relname || '.' || a.attname END
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+${PARENT_TABLE}
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm') AND ${USER_SCHEMAS} AND ${OWN_TABLES}
 UNION ALL
+-- conparentid links a partition's foreign key, unique and primary key to the parent's; CHECK constraints are inherited by name.
 SELECT 'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname,
-       pg_get_constraintdef(k.oid) -- ends in NOT VALID while the constraint is not validated
+       pg_get_constraintdef(k.oid), -- ends in NOT VALID while the constraint is not validated
+       CASE WHEN k.conparentid <> 0 THEN 'constraint ' || kn.nspname || '.' || kc.relname || '.' || kp.conname
+            WHEN k.coninhcount > 0 THEN 'constraint ' || pn.nspname || '.' || pt.relname || '.' || k.conname END
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_constraint kp ON kp.oid = k.conparentid LEFT JOIN pg_class kc ON kc.oid = kp.conrelid LEFT JOIN pg_namespace kn ON kn.oid = kc.relnamespace
+${PARENT_TABLE}
 WHERE ${USER_SCHEMAS} AND ${OWN_TABLES}
 UNION ALL
+-- A partition's index attached to the parent's partitioned index is its child in pg_inherits.
 SELECT 'index ' || n.nspname || '.' || i.relname,
-       pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END
+       pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END,
+       'index ' || ipn.nspname || '.' || ip.relname
 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+LEFT JOIN pg_inherits ih ON ih.inhrelid = i.oid LEFT JOIN pg_class ip ON ip.oid = ih.inhparent LEFT JOIN pg_namespace ipn ON ipn.oid = ip.relnamespace
 WHERE ${USER_SCHEMAS} AND ${OWN_TABLES}
 UNION ALL
+-- tgparentid (PostgreSQL 13 and later) names the trigger a partition's trigger was cloned from.
 SELECT 'trigger ' || n.nspname || '.' || c.relname || '.' || t.tgname,
-       pg_get_triggerdef(t.oid) || CASE WHEN t.tgenabled = 'D' THEN ' (disabled)' ELSE '' END
+       pg_get_triggerdef(t.oid) || CASE WHEN t.tgenabled = 'D' THEN ' (disabled)' ELSE '' END,
+       'trigger ' || tpn.nspname || '.' || tpc.relname || '.' || tp.tgname
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_trigger tp ON tp.oid = t.tgparentid LEFT JOIN pg_class tpc ON tpc.oid = tp.tgrelid LEFT JOIN pg_namespace tpn ON tpn.oid = tpc.relnamespace
 WHERE NOT t.tgisinternal AND ${USER_SCHEMAS}`;
 
 export async function readSchemaSnapshot(db: pg.Pool | pg.ClientBase): Promise<SchemaSnapshot> {
   const hasMigrations = (await db.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [SCHEMA_MIGRATIONS_TABLE])).rows[0].t;
   const versions = hasMigrations ? (await db.query<{ version: string }>(`SELECT version FROM ${SCHEMA_MIGRATIONS_TABLE} ORDER BY version`)).rows.map((row) => row.version) : [];
   const catalog: Record<string, string> = {};
-  for (const row of (await db.query<{ object: string; definition: string }>(CATALOG_SQL)).rows) catalog[row.object] = row.definition;
-  return { versions, catalog };
+  const parents: Record<string, string> = {};
+  for (const row of (await db.query<{ object: string; definition: string; parent: string | null }>(CATALOG_SQL)).rows) {
+    catalog[row.object] = row.definition;
+    if (row.parent !== null) parents[row.object] = row.parent;
+  }
+  return { versions, catalog, parents };
 }
 
 /** Compares two databases of the project (by address): versions split into regular and post-deploy by the post-deploy folder. */
