@@ -1,7 +1,7 @@
 // Lints migration files: squawk's static rules plus dbchange's own, with reasoned suppressions applied.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { applySuppressions, checkOwnRules, sortFindings, type LintFinding, type MigrationKind } from '../core/lint-rules';
+import { applySuppressions, checkOwnRules, sortFindings, withoutRerunSafeValidations, type LintFinding, type MigrationKind } from '../core/lint-rules';
 import { parseMigrationSource, type MigrationSource } from '../core/migration-files';
 import { parseSchemaChanges, type ParsedStatement } from '../core/schema-changes';
 import { runSquawk, runSquawkOnMany } from './squawk';
@@ -35,7 +35,7 @@ async function withOwnRules(file: string, source: MigrationSource, kind: Migrati
     return [...squawk, { file, line: source.upStartLine, column: 1, rule: 'syntax-error', message, fix: 'fix the SQL so that PostgreSQL can parse it', source: 'dbchange' }];
   }
   const own = checkOwnRules(file, source, kind, statements);
-  return applySuppressions(file, source, statements, [...squawk, ...own]);
+  return applySuppressions(file, source, statements, [...withoutRerunSafeValidations(source, statements, squawk), ...own]);
 }
 
 export async function lintMigrationFile(path: string, kind: MigrationKind): Promise<LintFinding[]> {

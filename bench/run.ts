@@ -10,6 +10,7 @@ import { readSettings, type BenchSettings } from './lib/settings';
 import { startBenchServers, type BenchServers } from './lib/temporal';
 import { runCluster } from './cluster';
 import { runDashboard } from './dashboard';
+import { runDrift } from './drift';
 import { runFleet } from './fleet';
 import { runHistory } from './history';
 import { runHold } from './hold';
@@ -28,6 +29,7 @@ const BENCHMARKS: Record<string, (settings: BenchSettings, servers: BenchServers
   fleet: runFleet,
   dashboard: runDashboard,
   cluster: runCluster,
+  drift: runDrift,
 };
 const RESULTS_DIR = join(REPO_ROOT, 'bench/results');
 const README = join(REPO_ROOT, 'bench/README.md');

@@ -1,10 +1,13 @@
 // Drift between two environments: which migrations each has run, and how their schemas differ.
+import { foldPartitionDifferences } from './partition-drift';
 
 /** A database's migrations and catalog, each catalog entry keyed by what it is and described by its definition. */
 export interface SchemaSnapshot {
   versions: string[];
   /** e.g. "column public.plan_limits.web_hook_calls" → "integer NOT NULL DEFAULT 0" */
   catalog: Record<string, string>;
+  /** A partition's copy of its parent's object → that object, e.g. "index public.events_0_project_id_idx" → "index public.index_events_on_project_id". */
+  parents: Record<string, string>;
 }
 
 export interface VersionDrift {
@@ -16,6 +19,8 @@ export interface CatalogDifference {
   object: string;
   first?: string;
   second?: string;
+  /** The partitions' copies of this object that differ exactly as it does, reported with it. */
+  partitions?: string[];
 }
 
 export interface DriftReport {
@@ -40,9 +45,10 @@ export function compareSnapshots(first: string, a: SchemaSnapshot, second: strin
     second,
     regular: versionDrift(left.regular, right.regular),
     postDeploy: versionDrift(left.postDeploy, right.postDeploy),
-    catalog: objects
-      .filter((object) => a.catalog[object] !== b.catalog[object])
-      .map((object) => ({ object, first: a.catalog[object], second: b.catalog[object] })),
+    catalog: foldPartitionDifferences(
+      objects.filter((object) => a.catalog[object] !== b.catalog[object]).map((object) => ({ object, first: a.catalog[object], second: b.catalog[object] })),
+      { first: a.parents, second: b.parents },
+    ),
   };
 }
 
@@ -61,12 +67,19 @@ export function describeDrift(report: DriftReport): string[] {
     ...describeVersions('regular', report.regular, first, second),
     ...describeVersions('post-deploy', report.postDeploy, first, second),
   ];
-  for (const difference of report.catalog) {
-    if (difference.second === undefined) lines.push(`${difference.object} only on ${first}: ${difference.first}`);
-    else if (difference.first === undefined) lines.push(`${difference.object} only on ${second}: ${difference.second}`);
-    else lines.push(`${difference.object} differs: ${first} has ${difference.first}; ${second} has ${difference.second}`);
-  }
+  for (const difference of report.catalog) lines.push(describeDifference(difference, first, second) + describePartitions(difference));
   return lines;
+}
+
+function describeDifference(difference: CatalogDifference, first: string, second: string): string {
+  if (difference.second === undefined) return `${difference.object} only on ${first}: ${difference.first}`;
+  if (difference.first === undefined) return `${difference.object} only on ${second}: ${difference.second}`;
+  return `${difference.object} differs: ${first} has ${difference.first}; ${second} has ${difference.second}`;
+}
+
+function describePartitions(difference: CatalogDifference): string {
+  const count = difference.partitions?.length ?? 0;
+  return count === 0 ? '' : `; and the same on ${count} partition${count === 1 ? '' : 's'}`;
 }
 
 /** Only the regular-migration lines: what the pipeline checks before promoting. */

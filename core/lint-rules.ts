@@ -25,6 +25,9 @@ export const RULES = {
   suppressionWithoutReason: 'suppression-without-reason',
 } as const;
 
+/** squawk's rule for statements that cannot run twice: https://squawkhq.com/docs/prefer-robust-stmts */
+const SQUAWK_PREFER_ROBUST = 'prefer-robust-stmts';
+
 /** `-- dbchange-lint-allow rule-a, rule-b: why this is safe here` silences those rules on the next statement. */
 const SUPPRESSION_PATTERN = /--\s*dbchange-lint-allow\b\s*([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)?\s*(?::\s*(.*))?$/;
 
@@ -58,9 +61,7 @@ export function checkOwnRules(file: string, source: MigrationSource, kind: Migra
         statement,
         RULES.nonTransactionalNotIdempotent,
         'this migration runs without a transaction (transaction:false), so a retry after a failure part-way runs this statement again, and it fails the second time',
-        statement.type === 'IndexStmt' && statement.concurrently
-          ? 'name the index and add IF NOT EXISTS. IF NOT EXISTS alone is not enough: an interrupted concurrent build leaves an INVALID index of that name, which IF NOT EXISTS then skips; dbchange drops such an index before a retry and never records the migration applied while an index it builds is INVALID'
-          : 'add IF NOT EXISTS / IF EXISTS so that running it twice is harmless',
+        rerunFix(statement),
       );
     }
     if (source.transactional && statement.concurrently) {
@@ -103,6 +104,46 @@ export function checkOwnRules(file: string, source: MigrationSource, kind: Migra
     }
   }
   return findings;
+}
+
+/** How to make this kind of statement safe to run twice, in SQL that PostgreSQL accepts. */
+function rerunFix(statement: ParsedStatement): string {
+  if (statement.type === 'IndexStmt' && statement.concurrently) {
+    return (
+      'name the index and add IF NOT EXISTS. That alone is not enough: an interrupted concurrent build leaves an INVALID index of that name, which IF NOT EXISTS then skips; ' +
+      "dbchange's invalid-index rule covers it: a retry first drops the INVALID indexes this file builds, and the migration never counts as applied while one it builds is INVALID (it blocks with InvalidIndexLeft)"
+    );
+  }
+  if (statement.type === 'DoStmt') {
+    return (
+      'guard each statement in the DO block: an EXCEPTION handler for what it raises when run again (duplicate_object for a foreign key or check, duplicate_table for a unique or exclusion constraint), ' +
+      'or an IF NOT EXISTS (SELECT 1 FROM pg_constraint …) around it; WHEN OTHERS does not count: it would also swallow a lock timeout and record the migration applied without the change'
+    );
+  }
+  const [added] = statement.addedConstraints;
+  if (added) {
+    if (!added.name) return 'PostgreSQL has no ADD CONSTRAINT IF NOT EXISTS, and a second run adds an unnamed constraint again under a new name: name it, then guard it with a DO block (lint again for the exact SQL)';
+    const sql = statement.sql.replace(/\s+/g, ' ').replace(/;$/, '');
+    const checked = `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '${displayTable(added.table)}'::regclass AND conname = '${added.name}') THEN ${sql}; END IF; END $$;`;
+    // A foreign key or check added again raises duplicate_object; a unique or primary key trips over its index or the table's key first.
+    return added.type === 'foreign key' || added.type === 'check'
+      ? `PostgreSQL has no ADD CONSTRAINT IF NOT EXISTS; let a second run skip it: DO $$ BEGIN ${sql}; EXCEPTION WHEN duplicate_object THEN NULL; END $$; or check the catalog first: ${checked}`
+      : `PostgreSQL has no ADD CONSTRAINT IF NOT EXISTS; check the catalog first, so that a second run skips it: ${checked}`;
+  }
+  return 'add IF NOT EXISTS / IF EXISTS so that running it twice is harmless';
+}
+
+/**
+ * squawk's prefer-robust-stmts flags every ALTER TABLE in a file without a transaction, VALIDATE CONSTRAINT too; but
+ * validating a constraint again is harmless (PostgreSQL skips one already valid), so those findings are only noise.
+ */
+export function withoutRerunSafeValidations(source: MigrationSource, statements: ParsedStatement[], findings: LintFinding[]): LintFinding[] {
+  const validations = statements
+    .filter((statement) => statement.changes.length > 0 && statement.changes.every((change) => change.kind === 'validate-constraint') && statement.rerunnable === true)
+    .map((statement) => statementSpan(source, statement));
+  return findings.filter(
+    (finding) => !(finding.source === 'squawk' && finding.rule === SQUAWK_PREFER_ROBUST && validations.some((span) => finding.line >= span.start.line && finding.line <= span.endLine)),
+  );
 }
 
 /**

@@ -1,5 +1,6 @@
 // What a statement does to the schema, read from the PostgreSQL parser's tree: the shared input of lint and prechecks.
 import { parseSync } from 'libpg-query';
+import { doBlockStatements, type BlockStatement } from './do-blocks';
 import { loadSqlParser, splitStatements } from './sql-statements';
 import type { TableRef } from './sql-names';
 
@@ -15,6 +16,13 @@ export type SchemaChange =
   | { kind: 'drop'; objectType: string; name: string; table?: TableRef }
   | { kind: 'rename'; objectType: string; name: string; newName: string; table?: TableRef };
 
+/** ALTER TABLE … ADD CONSTRAINT: PostgreSQL has no IF NOT EXISTS for it, and what a second run raises depends on the type. */
+export interface AddedConstraint {
+  table: TableRef;
+  name?: string;
+  type: 'foreign key' | 'check' | 'unique' | 'primary key' | 'exclusion' | 'other';
+}
+
 export interface ParsedStatement {
   sql: string;
   /** 0-based character offset of the statement in the text it came from. */
@@ -29,9 +37,35 @@ export interface ParsedStatement {
   rerunnable: boolean | undefined;
   /** CREATE/DROP INDEX CONCURRENTLY, which PostgreSQL refuses inside a transaction. */
   concurrently: boolean;
+  /** Constraints it adds, directly or in a DO block. */
+  addedConstraints: AddedConstraint[];
 }
 
 type Node = Record<string, unknown>;
+
+/** What a statement does, and for each part that fails when run twice, the conditions (names and SQLSTATEs) it raises then. */
+type Description = Pick<ParsedStatement, 'changes' | 'rerunnable'> & { addedConstraints?: AddedConstraint[]; rerunErrors?: string[][] };
+
+/** What ADD CONSTRAINT raises the second time, by type. A primary key raises invalid_table_definition ("multiple
+ * primary keys"), which also means other mistakes, so only a catalog check guards it. */
+const ADDED_AGAIN: Record<AddedConstraint['type'], string[]> = {
+  'foreign key': ['duplicate_object', '42710'],
+  check: ['duplicate_object', '42710'],
+  unique: ['duplicate_table', '42p07'],
+  exclusion: ['duplicate_table', '42p07'],
+  'primary key': [],
+  other: ['duplicate_object', '42710', 'duplicate_table', '42p07'],
+};
+/** Any other statement that fails the second time says that its object already exists, or no longer does. */
+const DONE_ALREADY = ['duplicate_object', '42710', 'duplicate_table', '42p07', 'duplicate_column', '42701', 'duplicate_schema', '42p06',
+  'undefined_object', '42704', 'undefined_table', '42p01', 'undefined_column', '42703'];
+const CONSTRAINT_TYPES: Record<string, AddedConstraint['type']> = {
+  CONSTR_FOREIGN: 'foreign key',
+  CONSTR_CHECK: 'check',
+  CONSTR_UNIQUE: 'unique',
+  CONSTR_PRIMARY: 'primary key',
+  CONSTR_EXCLUSION: 'exclusion',
+};
 
 const LEADING_COMMENTS = /^(?:\s*(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/))*\s*/;
 
@@ -46,18 +80,17 @@ export async function parseSchemaChanges(text: string): Promise<ParsedStatement[
     const parsed = parseSync(sql) as { stmts?: { stmt: Node }[] };
     const stmt = parsed.stmts?.[0]?.stmt ?? {};
     const [type, node] = Object.entries(stmt)[0] ?? ['Unknown', {}];
-    return { sql, offset, type, ...describe(type, node as Node, sql) };
+    const { changes, rerunnable, addedConstraints = [] } = describeChanges(type, node as Node, sql);
+    return { sql, offset, type, changes, rerunnable, addedConstraints, concurrently: Boolean((node as Node).concurrent) };
   });
 }
 
-function describe(type: string, node: Node, sql: string): Pick<ParsedStatement, 'changes' | 'rerunnable' | 'concurrently'> {
-  return { ...describeChanges(type, node, sql), concurrently: Boolean(node.concurrent) };
-}
-
-function describeChanges(type: string, node: Node, sql: string): Pick<ParsedStatement, 'changes' | 'rerunnable'> {
+function describeChanges(type: string, node: Node, sql: string): Description {
   switch (type) {
     case 'AlterTableStmt':
       return describeAlterTable(node, sql);
+    case 'DoStmt':
+      return describeDoBlock(node);
     case 'IndexStmt': {
       const table = tableRef(node.relation);
       const params = (node.indexParams as { IndexElem: Node }[] | undefined) ?? [];
@@ -95,24 +128,56 @@ function describeChanges(type: string, node: Node, sql: string): Pick<ParsedStat
   }
 }
 
-function describeAlterTable(node: Node, sql: string): Pick<ParsedStatement, 'changes' | 'rerunnable'> {
+/** A DO block makes the changes of the statements it runs, and is safe to run twice when each of them is. */
+function describeDoBlock(node: Node): Description {
+  const changes: SchemaChange[] = [];
+  const addedConstraints: AddedConstraint[] = [];
+  const verdicts: boolean[] = [];
+  for (const statement of doBlockStatements(node) ?? []) {
+    let stmt: Node | undefined;
+    try {
+      stmt = (parseSync(statement.sql) as { stmts?: { stmt: Node }[] }).stmts?.[0]?.stmt;
+    } catch {
+      continue; // PL/pgSQL read it as SQL, but the SQL parser cannot: nothing is known about it
+    }
+    const [type, inner] = Object.entries(stmt ?? {})[0] ?? ['Unknown', {}];
+    const described = describeChanges(type, inner as Node, statement.sql);
+    changes.push(...described.changes);
+    addedConstraints.push(...(described.addedConstraints ?? []));
+    if (described.rerunnable !== undefined) verdicts.push(described.rerunnable || guardedAgainstRerun(statement, described.rerunErrors ?? [DONE_ALREADY]));
+  }
+  return { changes, addedConstraints, rerunnable: verdicts.length === 0 ? undefined : verdicts.every(Boolean) };
+}
+
+/** A catalog check skips it, or a handler catches what each part raises the second time (WHEN OTHERS does not count: it would also hide a lock timeout). */
+function guardedAgainstRerun(statement: BlockStatement, rerunErrors: string[][]): boolean {
+  return statement.catalogChecked || rerunErrors.every((conditions) => conditions.some((condition) => statement.caught.includes(condition)));
+}
+
+function describeAlterTable(node: Node, sql: string): Description {
   const table = tableRef(node.relation);
   const changes: SchemaChange[] = [];
+  const addedConstraints: AddedConstraint[] = [];
   const rerunnable: boolean[] = [];
+  const rerunErrors: string[][] = [];
+  const rerun = (safe: boolean, errors: string[]) => {
+    rerunnable.push(safe);
+    if (!safe) rerunErrors.push(errors);
+  };
   for (const item of (node.cmds as { AlterTableCmd: Node }[] | undefined) ?? []) {
     const cmd = item.AlterTableCmd;
     const column = cmd.name as string;
     switch (cmd.subtype) {
       case 'AT_AddColumn':
-        rerunnable.push(Boolean(cmd.missing_ok));
+        rerun(Boolean(cmd.missing_ok), ['duplicate_column', '42701']);
         break;
       case 'AT_DropColumn':
         changes.push({ kind: 'drop', objectType: 'column', name: column, table });
-        rerunnable.push(Boolean(cmd.missing_ok));
+        rerun(Boolean(cmd.missing_ok), ['undefined_column', '42703']);
         break;
       case 'AT_DropConstraint':
         changes.push({ kind: 'drop', objectType: 'constraint', name: column, table });
-        rerunnable.push(Boolean(cmd.missing_ok));
+        rerun(Boolean(cmd.missing_ok), ['undefined_object', '42704']);
         break;
       case 'AT_SetNotNull':
         changes.push({ kind: 'set-not-null', table, column });
@@ -124,10 +189,14 @@ function describeAlterTable(node: Node, sql: string): Pick<ParsedStatement, 'cha
       }
       case 'AT_ValidateConstraint':
         changes.push({ kind: 'validate-constraint', table, constraint: column });
+        // Validating a constraint that is already valid does nothing.
+        rerunnable.push(true);
         break;
       case 'AT_AddConstraint': {
         const constraint = (cmd.def as Node).Constraint as Node;
-        rerunnable.push(false);
+        const added: AddedConstraint = { table, name: constraint.conname as string | undefined, type: CONSTRAINT_TYPES[constraint.contype as string] ?? 'other' };
+        addedConstraints.push(added);
+        rerun(false, ADDED_AGAIN[added.type]);
         if (constraint.contype === 'CONSTR_FOREIGN') {
           changes.push({
             kind: 'add-foreign-key',
@@ -151,7 +220,7 @@ function describeAlterTable(node: Node, sql: string): Pick<ParsedStatement, 'cha
       }
     }
   }
-  return { changes, rerunnable: rerunnable.length === 0 ? undefined : rerunnable.every(Boolean) };
+  return { changes, addedConstraints, rerunErrors, rerunnable: rerunnable.length === 0 ? undefined : rerunnable.every(Boolean) };
 }
 
 function tableRef(relation: unknown): TableRef {

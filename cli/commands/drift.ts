@@ -15,7 +15,9 @@ export function registerDriftCommand(program: Command, context: CommandContext):
     .addHelpText(
       'after',
       '\nExamples:\n  dbchange drift\n  dbchange drift staging production --json\n  dbchange drift staging/ci production/ci\n\n' +
-        'Environments with several databases are compared database by database (main with main, ci with ci); name one as environment/database.\n\nExit codes: 0 no drift, 1 drift found, 3 invalid input (not two environments, unknown environment).',
+        'Environments with several databases are compared database by database (main with main, ci with ci); name one as environment/database.\n' +
+        "What PostgreSQL copies to partitions is reported on the parent's line (and the same on N partitions); a partition that differs from its parent gets its own.\n\n" +
+        'Exit codes: 0 no drift, 1 drift found, 3 invalid input (not two environments, unknown environment).',
     )
     .action(async (names: string[], options: { json?: boolean }) => {
       const config = context.config();

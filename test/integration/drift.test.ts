@@ -19,8 +19,26 @@ const POST_DEPLOY = { '20230109100050_index_plan_limits.sql': migration('CREATE 
 interface DriftJson {
   version: number;
   kind: string;
-  comparisons: { first: string; second: string; regular: { onlyInFirst: string[]; onlyInSecond: string[] }; differences: string[] }[];
+  comparisons: {
+    first: string;
+    second: string;
+    regular: { onlyInFirst: string[]; onlyInSecond: string[] };
+    catalog: { object: string; partitions?: string[] }[];
+    differences: string[];
+  }[];
 }
+
+// A hash-partitioned table with a trigger on the parent, which PostgreSQL clones to each partition.
+const PARTITIONED = `
+  CREATE TABLE projects (id bigint PRIMARY KEY);
+  CREATE TABLE events (id bigint NOT NULL, project_id bigint, created_at timestamptz) PARTITION BY HASH (id);
+  CREATE TABLE events_0 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 0);
+  CREATE TABLE events_1 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 1);
+  CREATE TABLE events_2 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 2);
+  CREATE TABLE events_3 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 3);
+  CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+  CREATE TRIGGER events_touch BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION touch();`;
+const TRIGGER = (table: string) => `CREATE TRIGGER events_touch BEFORE INSERT ON public.${table} FOR EACH ROW EXECUTE FUNCTION touch()`;
 
 describe('drift between environments', () => {
   const suite = useSuite();
@@ -56,6 +74,44 @@ describe('drift between environments', () => {
     const text = await runCli(target, ['drift']);
     expect(text.stdout).toContain('drift-a ↔ drift-b: 4 differences');
     expect((await runCli(target, ['drift', 'drift-a'])).code).toBe(3);
+  });
+
+  it('dbchange drift reports an index and a foreign key on a partitioned table once, and a partition that differs on its own line', async () => {
+    const project = await suite.project('driftpart', { environments: [{ name: 'driftpart-a' }, { name: 'driftpart-b' }], migrations: POST_DEPLOY });
+    const [a, b] = [project.urls['driftpart-a'], project.urls['driftpart-b']];
+    for (const url of [a, b]) await query(url, PARTITIONED);
+    await query(a, `
+      CREATE INDEX index_events_on_project_id ON events (project_id);
+      ALTER TABLE events ADD CONSTRAINT fk_events_project FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE;
+      ALTER TABLE events_2 DISABLE TRIGGER events_touch;`);
+    const target = { address: '127.0.0.1:1', taskQueue: 'drift-partitions', configPath: project.configPath };
+
+    const grouped = parseJsonOutput<DriftJson>(await runCli(target, ['drift', '--json'])).comparisons[0];
+    expect(grouped.differences).toEqual([
+      'constraint public.events.fk_events_project only on driftpart-a: FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE; and the same on 4 partitions',
+      'index public.index_events_on_project_id only on driftpart-a: CREATE INDEX index_events_on_project_id ON ONLY public.events USING btree (project_id); and the same on 4 partitions',
+      `trigger public.events_2.events_touch differs: driftpart-a has ${TRIGGER('events_2')} (disabled); driftpart-b has ${TRIGGER('events_2')}`,
+    ]);
+    expect(grouped.catalog.find((difference) => difference.object === 'index public.index_events_on_project_id')?.partitions).toEqual(
+      [0, 1, 2, 3].map((partition) => `index public.events_${partition}_project_id_idx`),
+    );
+
+    // The index built partition by partition on b, the way a large table gets one, and interrupted before the last.
+    await query(b, `
+      CREATE INDEX index_events_on_project_id ON ONLY events (project_id);
+      CREATE INDEX events_0_project_id_idx ON events_0 (project_id);
+      ALTER INDEX index_events_on_project_id ATTACH PARTITION events_0_project_id_idx;
+      CREATE INDEX events_1_project_id_idx ON events_1 (project_id);
+      ALTER INDEX index_events_on_project_id ATTACH PARTITION events_1_project_id_idx;
+      CREATE INDEX events_2_project_id_idx ON events_2 (project_id);
+      ALTER INDEX index_events_on_project_id ATTACH PARTITION events_2_project_id_idx;`);
+    const partial = await runCli(target, ['drift']);
+    expect(partial.code).toBe(1);
+    expect(partial.stdout.split('\n').filter((line) => line.includes('index'))).toEqual([
+      '  index public.events_3_project_id_idx only on driftpart-a: CREATE INDEX events_3_project_id_idx ON public.events_3 USING btree (project_id)',
+      '  index public.index_events_on_project_id differs: driftpart-a has CREATE INDEX index_events_on_project_id ON ONLY public.events USING btree (project_id); ' +
+        'driftpart-b has CREATE INDEX index_events_on_project_id ON ONLY public.events USING btree (project_id) (INVALID)',
+    ]);
   });
 
   it('refuses to promote to an environment whose regular migrations differ, and goes on once they match', async () => {

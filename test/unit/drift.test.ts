@@ -6,10 +6,12 @@ describe('compareSnapshots', () => {
   const staging = {
     versions: ['20230109095622', '20230109100044'],
     catalog: { 'column public.plan_limits.web_hook_calls_high': 'integer', 'index public.idx': 'CREATE INDEX idx ON public.t USING btree (a) (INVALID)' },
+    parents: {},
   };
   const production = {
     versions: ['20230109095622'],
     catalog: { 'column public.plan_limits.web_hook_calls': 'integer', 'index public.idx': 'CREATE INDEX idx ON public.t USING btree (a)' },
+    parents: {},
   };
 
   it('splits versions by the post-deploy folder and lists catalog differences either way', () => {
@@ -26,7 +28,7 @@ describe('compareSnapshots', () => {
   });
 
   it('reports a regular migration missing on one side for the pipeline', () => {
-    const report = compareSnapshots('staging', { versions: ['1', '2'], catalog: {} }, 'production', { versions: ['1', '3'], catalog: {} }, new Set());
+    const report = compareSnapshots('staging', { versions: ['1', '2'], catalog: {}, parents: {} }, 'production', { versions: ['1', '3'], catalog: {}, parents: {} }, new Set());
     expect(describeRegularDrift(report)).toEqual(['regular migration 2 ran on staging but not on production', 'regular migration 3 ran on production but not on staging']);
   });
 });

@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { LintFinding, MigrationKind } from '../../core/lint-rules';
 import { lintMigrationText } from '../../activities/lint';
 
-// Each corpus file says what it must trigger (`-- expect: rule`) and, when not regular, its kind (`-- kind: post-deploy`).
+// Each corpus file says what it must trigger (`-- expect: rule`), words its fix must hold (`-- expect-fix: text`),
+// and, when not regular, its kind (`-- kind: post-deploy`).
 const CORPUS = join(__dirname, '../fixtures/lint');
 
 interface CorpusFile {
@@ -12,6 +13,7 @@ interface CorpusFile {
   text: string;
   kind: MigrationKind;
   expected?: string;
+  expectedFix?: string;
 }
 
 function readCorpus(folder: 'unsafe' | 'safe'): CorpusFile[] {
@@ -25,6 +27,7 @@ function readCorpus(folder: 'unsafe' | 'safe'): CorpusFile[] {
         text,
         kind: /^-- kind: post-deploy$/m.test(text) ? 'post-deploy' : 'regular',
         expected: /^-- expect: ([a-z0-9-]+)$/m.exec(text)?.[1],
+        expectedFix: /^-- expect-fix: (.+)$/m.exec(text)?.[1],
       };
     });
 }
@@ -50,6 +53,7 @@ describe('the lint corpus', () => {
     expect(hit.line).toBeGreaterThan(0);
     expect(hit.line).toBeLessThanOrEqual(file.text.split('\n').length);
     expect(hit.fix).not.toBe('');
+    if (file.expectedFix) expect(hit.fix).toContain(file.expectedFix);
   }, 20_000);
 
   it.each(safe)('$name triggers nothing', async (file) => {

@@ -38,6 +38,33 @@ describe('parseSchemaChanges', () => {
     ]);
   });
 
+  it('sees the changes a DO block makes, and calls it safe to rerun only when each statement is guarded against its second run', async () => {
+    const fk = 'ALTER TABLE ci_runner_machines ADD CONSTRAINT fk_runner FOREIGN KEY (runner_id) REFERENCES ci_runners (id) NOT VALID';
+    const exists = "SELECT 1 FROM pg_constraint WHERE conrelid = 'ci_runner_machines'::regclass AND conname = 'fk_runner'";
+    const unique = 'ALTER TABLE ci_runners ADD CONSTRAINT u_token UNIQUE (token)';
+    const blocks = [
+      `DO $$ BEGIN ${fk}; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+      `DO $$ BEGIN ${fk}; EXCEPTION WHEN SQLSTATE '42710' THEN NULL; END $$`,
+      `DO $$ BEGIN IF NOT EXISTS (${exists}) THEN ${fk}; END IF; END $$`,
+      `DO $$ BEGIN ${fk}; EXCEPTION WHEN others THEN NULL; END $$`,
+      `DO $$ BEGIN ${fk}; EXCEPTION WHEN duplicate_table THEN NULL; END $$`,
+      `DO $$ BEGIN ${unique}; EXCEPTION WHEN duplicate_table THEN NULL; END $$`,
+      `DO $$ BEGIN ${fk}; END $$`,
+      "DO $$ BEGIN UPDATE t SET a = 1; RAISE NOTICE 'done'; END $$",
+      'DO LANGUAGE plperl $$ 1 $$',
+    ];
+    const statements = await parseSchemaChanges(blocks.join(';\n'));
+    expect(statements.map((statement) => statement.rerunnable)).toEqual([true, true, true, false, false, true, false, undefined, undefined]);
+    // Prechecks look for orphans of a key added inside a DO block as of one added directly.
+    expect(statements[0].changes).toEqual([expect.objectContaining({ kind: 'add-foreign-key', constraint: 'fk_runner', notValid: true })]);
+    expect(statements[5].addedConstraints).toEqual([{ table: { schema: undefined, name: 'ci_runners' }, name: 'u_token', type: 'unique' }]);
+  });
+
+  it('calls VALIDATE CONSTRAINT safe to rerun, and an ALTER TABLE that also adds a column not', async () => {
+    const [validate, mixed] = await parseSchemaChanges('ALTER TABLE t VALIDATE CONSTRAINT c; ALTER TABLE t VALIDATE CONSTRAINT c, ADD COLUMN d int;');
+    expect([validate.rerunnable, mixed.rerunnable]).toEqual([true, false]);
+  });
+
   it('gives plain columns of a unique index, and none for an expression index', async () => {
     const [plain, expression] = await parseSchemaChanges('CREATE UNIQUE INDEX u ON t (a, b) WHERE deleted_at IS NULL; CREATE UNIQUE INDEX v ON t (lower(a));');
     expect(plain.changes).toEqual([{ kind: 'create-unique-index', table: { schema: undefined, name: 't' }, index: 'u', columns: ['a', 'b'], where: 'deleted_at IS NULL' }]);
