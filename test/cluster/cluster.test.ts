@@ -43,6 +43,7 @@ describe('on a self-hosted cluster: four services, PostgreSQL persistence, SQL v
   let usualPort: Server | undefined;
   let cluster: TestCluster;
   let client: Client;
+  let firstStartLog = '';
   const projects: TestProject[] = [];
   const workers: WorkerProcess[] = [];
 
@@ -55,6 +56,7 @@ describe('on a self-hosted cluster: four services, PostgreSQL persistence, SQL v
     assertBuilt();
     usualPort = await occupyUsualPort();
     cluster = await startTestCluster('cl');
+    firstStartLog = cluster.lastStartLog;
     console.info(`cluster: started in ${cluster.lastStartSeconds.toFixed(1)} s at ${cluster.address}`);
     await connect();
   }, 240_000);
@@ -102,10 +104,12 @@ describe('on a self-hosted cluster: four services, PostgreSQL persistence, SQL v
   it('starts without the usual port, and `dbchange setup` finds its search attributes registered on SQL visibility', async () => {
     expect(cluster.address).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(cluster.address).not.toBe('127.0.0.1:7233');
+    // The script ran `dbchange setup` on the new namespace as a user would, and it added every attribute.
+    expect(firstStartLog).toContain(`namespace default: added ${ALL_SEARCH_ATTRIBUTES.map((key) => key.name).join(', ')}`);
     const target: CliTarget = { address: cluster.address, taskQueue: 'cluster-setup', configPath: join(process.cwd(), 'examples/dbchange.yaml') };
     const again = await runCli(target, ['setup']);
     expect(again.code).toBe(0);
-    expect(again.stdout).toContain('namespace default');
+    expect(again.stdout).toContain('namespace default: nothing to add; already present');
     const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: 'default' });
     for (const key of ALL_SEARCH_ATTRIBUTES) expect(customAttributes?.[key.name], key.name).toBeDefined();
   });

@@ -15,6 +15,8 @@ export interface TestCluster {
   address: string;
   /** Seconds the last `start` took (the build excluded when it was already cached). */
   lastStartSeconds: number;
+  /** What the last `start` said on stderr (its steps, and `dbchange setup`'s answer). */
+  lastStartLog: string;
   /** `scripts/temporal-cluster.sh start`: starts every service that is not running. */
   start(options?: { fastDispatch?: boolean }): Promise<void>;
   stop(): Promise<void>;
@@ -51,10 +53,12 @@ export async function startTestCluster(prefix: string, options: { fastDispatch?:
   const cluster: TestCluster = {
     address: '',
     lastStartSeconds: 0,
+    lastStartLog: '',
     async start(startOptions = options) {
       const started = Date.now();
-      const { stdout } = await run('start', ...(startOptions.fastDispatch ? ['--fast-dispatch'] : []));
+      const { stdout, stderr } = await run('start', ...(startOptions.fastDispatch ? ['--fast-dispatch'] : []));
       cluster.address = stdout.trim().split('\n').at(-1)!;
+      cluster.lastStartLog = stderr;
       cluster.lastStartSeconds = (Date.now() - started) / 1000;
     },
     async stop() {
