@@ -150,7 +150,7 @@ ${fleet.waves.map((wave) => {
 </div>`;
 })}
 ${issueList('Blocked targets', fleet.blocked, resolve)}
-${issueList('Given-up targets', fleet.failed, undefined)}
+${issueList('Failed targets', fleet.failed, undefined)}
 </section>`;
 }
 
