@@ -35,7 +35,7 @@ NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 PG_HOST="${PGHOST:-127.0.0.1}"
 PG_PORT="${PGPORT:-5432}"
 PG_USER="${PGUSER:-postgres}"
-SERVICES=(history matching frontend worker) # history first: the others look for its shards when they start
+SERVICES=(history matching frontend worker)
 
 say() { echo "temporal-cluster: $*" >&2; }
 fail() { say "$*"; exit 1; }
