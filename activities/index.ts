@@ -16,6 +16,7 @@ import { driftBetween } from './drift';
 import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
 import { createBatchActivities, type MigrationRef } from './batches';
+import { createBackfillActivities } from './backfills';
 import { createFleetActivities, planDigest } from './fleet-rollout';
 import { digestOfFiles, verifyDecision } from './ssh-signatures';
 import { shortDigest } from '../core/decision-statement';
@@ -159,6 +160,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
 
   return {
     ...createBatchActivities(config, pools, targetNamed, migrationFor, migrationsFor),
+    ...createBackfillActivities(config, pools),
     ...createFleetActivities({ config, pools, environmentNamed, readFiles: () => readMigrations(readMigrationDir) }),
 
     async planPipeline(requested: string[] | undefined): Promise<PipelinePlan> {
