@@ -55,8 +55,9 @@ CREATE TABLE IF NOT EXISTS ${BACKFILL_LEDGER_TABLE} (
 /** A migration's required backfill, as the pipeline waits for it. */
 export interface BackfillWait {
   name: string;
-  /** The database the backfill runs on. */
+  /** The database the backfill runs on, and its environment. */
   target: string;
+  environment: string;
   state: BackfillState | 'not-started';
   finished: boolean;
   workflowId: string;
@@ -224,7 +225,7 @@ export function createBackfillActivities(config: DbChangeConfig, pools: Database
             // A workflow that ended or cannot answer: the database's state is what counts.
           }
         }
-        waits.push({ name, target: target.address, state: row ? (row.state as BackfillState) : 'not-started', finished, workflowId, ...(progress ? { progress } : {}) });
+        waits.push({ name, target: target.address, environment, state: row ? (row.state as BackfillState) : 'not-started', finished, workflowId, ...(progress ? { progress } : {}) });
       }
       return waits;
     },

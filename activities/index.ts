@@ -85,6 +85,8 @@ export interface PendingMigration {
   transactional: boolean;
   /** Set when a newer post-deploy version is already applied on this environment. */
   outOfOrder?: OutOfOrder;
+  /** `-- dbchange:requires-backfill`: backfills that must have finished on this environment before it runs. */
+  requiresBackfill?: string[];
 }
 
 export type { MigrationRef } from './batches';
@@ -155,7 +157,7 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     if (report.mismatches.length > 0) {
       throw ApplicationFailure.create({ type: PROMOTED_MIGRATION_CHANGED, nonRetryable: true, message: describePromotionMismatches(report.mismatches), details: report.mismatches });
     }
-    return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }) }));
+    return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder, requiresBackfill }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }), ...(requiresBackfill && { requiresBackfill }) }));
   };
 
   return {

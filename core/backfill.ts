@@ -146,6 +146,12 @@ export function describeProgress(progress: BackfillProgress): string {
   return `${report.percent}% of keys ${progress.range.start}..${progress.range.end - 1} · ${report.rowsDone.toLocaleString('en-US')} rows · ${report.rowsPerSecond.toLocaleString('en-US')} rows/s${eta}`;
 }
 
+/** The tables a backfill fills: the one it walks, and those its batch inserts into or updates (a copy's target). */
+export function tablesFilledBy(spec: Pick<BackfillSpec, 'table' | 'batch'>): string[] {
+  const written = [...spec.batch.matchAll(/\b(?:insert\s+into|update)\s+((?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*)/gi)].map((match) => match[1]);
+  return [...new Set([spec.table, ...written])];
+}
+
 export function backfillWorkflowId(environment: string, name: string): string {
   return `backfill-${environment}-${name}`;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bindBatchSql, describeProgress, missingBounds, nextBatchSize, paceDelayMs, pauseReason, reportProgress, splitBatchSize } from '../../core/backfill';
+import { backfillFilling } from '../../core/prechecks';
+import { tablesFilledBy, bindBatchSql, describeProgress, missingBounds, nextBatchSize, paceDelayMs, pauseReason, reportProgress, splitBatchSize } from '../../core/backfill';
 
 describe('nextBatchSize', () => {
   it('grows a batch that ran faster than its target, at most twofold', () => {
@@ -77,5 +78,16 @@ describe('batch SQL', () => {
     expect(missingBounds('UPDATE t SET a = 1 WHERE id >= :start')).toEqual(['end']);
     expect(missingBounds('UPDATE t SET a = 1')).toEqual(['start', 'end']);
     expect(missingBounds('UPDATE t SET a = 1 WHERE id BETWEEN :start AND :end - 1')).toEqual([]);
+  });
+});
+
+describe('the backfill that fills a table', () => {
+  const copy = { name: 'backfill_ci_runners', tables: tablesFilledBy({ table: 'ci_runners', batch: 'INSERT INTO ci_runners_e59bb2812d (id) SELECT id FROM ci_runners WHERE id >= :start AND id < :end' }) };
+
+  it('is the one that walks it or writes it', () => {
+    expect(copy.tables).toEqual(['ci_runners', 'ci_runners_e59bb2812d']);
+    expect(backfillFilling([copy], { name: 'ci_runners_e59bb2812d' })).toBe('backfill_ci_runners');
+    expect(backfillFilling([copy], { schema: 'public', name: 'ci_runners' })).toBe('backfill_ci_runners');
+    expect(backfillFilling([copy], { name: 'projects' })).toBeUndefined();
   });
 });
