@@ -56,7 +56,7 @@ export function progressOf(progress: BackfillProgress): BackfillStatus['progress
 export function describeBackfillStatus(status: BackfillStatus, progress?: BackfillProgress): string[] {
   const lines = [`${status.name} on ${status.target ?? status.environment}: ${status.state}`];
   if (progress) lines.push(describeProgress(progress));
-  else if (status.progress) lines.push(`${status.progress.percent}% · ${status.progress.rowsDone.toLocaleString('en-US')} rows · ${status.progress.rowsPerSecond} rows/s${status.progress.etaMs !== undefined ? ` · about ${formatDuration(status.progress.etaMs)} left` : ''}`);
+  else if (status.progress) lines.push(`${status.progress.percent}% · ${status.progress.rowsDone.toLocaleString('en-US')} rows · ${status.progress.rowsPerSecond} rows/s${status.progress.etaMs ? ` · about ${formatDuration(status.progress.etaMs)} left` : ''}`);
   if (status.paused?.by === 'condition') lines.push(`paused since ${status.paused.since}: ${status.paused.text}`);
   if (status.paused?.by === 'person') lines.push(`paused by ${status.paused.user} since ${status.paused.since}; resume with \`dbchange backfill resume ${status.name} --env ${status.environment} --as USER\``);
   if (status.blocked) lines.push(`blocked on keys ${status.blocked.start}..${status.blocked.end - 1}: ${status.blocked.error} — run \`dbchange resolve ${status.workflowId} --as USER --action ${status.blocked.actions.join('|')}\``);

@@ -142,7 +142,7 @@ export function reportProgress(progress: BackfillProgress): ProgressReport {
 /** `42.5% of keys 1..1000000 · 425,000 rows · 8,100 rows/s · about 1m 10s left` */
 export function describeProgress(progress: BackfillProgress): string {
   const report = reportProgress(progress);
-  const eta = report.etaMs !== undefined ? ` · about ${formatDuration(report.etaMs)} left` : '';
+  const eta = report.etaMs ? ` · about ${formatDuration(report.etaMs)} left` : '';
   return `${report.percent}% of keys ${progress.range.start}..${progress.range.end - 1} · ${report.rowsDone.toLocaleString('en-US')} rows · ${report.rowsPerSecond.toLocaleString('en-US')} rows/s${eta}`;
 }
 
