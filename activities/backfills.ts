@@ -168,10 +168,10 @@ export function createBackfillActivities(config: DbChangeConfig, pools: Database
         const workflowId = (Context.current().info.workflowExecution?.workflowId ?? '');
         const started = Date.now();
         try {
+          // The batch's own transaction time: what its size is tuned by, waits for a connection left out.
           const outcome = await withConnection(pool, (client) => applyBatch(client, file, request, workflowId, statementTimeoutOf(file, config), config.lockRetry.lockTimeoutMs));
-          const durationMs = Date.now() - started;
-          if (!outcome.alreadyApplied) await pace(paceDelayMs(outcome.rows, durationMs, file.maxRowsPerSecond));
-          return { kind: 'applied', ...outcome, durationMs };
+          if (!outcome.alreadyApplied) await pace(paceDelayMs(outcome.rows, outcome.durationMs, file.maxRowsPerSecond));
+          return { kind: 'applied', ...outcome };
         } catch (error) {
           const fields = error as PgErrorFields;
           const kind = typeof fields?.message === 'string' ? classifyPgError(fields) : 'permanent';
@@ -283,8 +283,9 @@ export async function ensureBackfillTables(client: pg.ClientBase): Promise<void>
   }
 }
 
-async function applyBatch(client: pg.PoolClient, file: BackfillFile, request: BatchRequest, workflowId: string, statementTimeoutMs: number, lockTimeoutMs: number): Promise<{ rows: number; alreadyApplied: boolean }> {
+async function applyBatch(client: pg.PoolClient, file: BackfillFile, request: BatchRequest, workflowId: string, statementTimeoutMs: number, lockTimeoutMs: number): Promise<{ rows: number; alreadyApplied: boolean; durationMs: number }> {
   await ensureBackfillTables(client);
+  const began = Date.now();
   await client.query('BEGIN');
   try {
     // Row locks held by the application are waited for briefly: a lock timeout is transient, and the batch is retried.
@@ -301,7 +302,7 @@ async function applyBatch(client: pg.PoolClient, file: BackfillFile, request: Ba
       if (!exact) {
         throw ApplicationFailure.create({ type: BACKFILL_BATCH_FAILED, nonRetryable: true, message: `corrupted backfill ledger: keys ${request.start}..${request.end - 1} of ${file.name} overlap batches already recorded (${recorded.rows.map((row) => `${row.batch_start}..${Number(row.batch_end) - 1}`).join(', ')})` });
       }
-      return { rows: Number(recorded.rows[0].rows), alreadyApplied: true };
+      return { rows: Number(recorded.rows[0].rows), alreadyApplied: true, durationMs: Date.now() - began };
     }
     await client.query(`SET LOCAL statement_timeout = ${Math.round(statementTimeoutMs)}`);
     const started = Date.now();
@@ -312,7 +313,7 @@ async function applyBatch(client: pg.PoolClient, file: BackfillFile, request: Ba
       [file.name, request.start, request.end, rows, Date.now() - started, workflowId],
     );
     await client.query('COMMIT');
-    return { rows, alreadyApplied: false };
+    return { rows, alreadyApplied: false, durationMs: Date.now() - began };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
