@@ -309,7 +309,8 @@ async function applyBatch(client: pg.PoolClient, file: BackfillFile, request: Ba
     const applied = await client.query(bindBatchSql(file.batch), [request.start, request.end]);
     const rows = applied.rowCount ?? 0;
     await client.query(
-      `INSERT INTO ${BACKFILL_LEDGER_TABLE} (backfill, batch_start, batch_end, outcome, rows, duration_ms, workflow_id) VALUES ($1, $2, $3, 'applied', $4, $5, $6)`,
+      // clock_timestamp(): when the batch's SQL ended (now() would be when its transaction began).
+      `INSERT INTO ${BACKFILL_LEDGER_TABLE} (backfill, batch_start, batch_end, outcome, rows, duration_ms, workflow_id, finished_at) VALUES ($1, $2, $3, 'applied', $4, $5, $6, clock_timestamp())`,
       [file.name, request.start, request.end, rows, Date.now() - started, workflowId],
     );
     await client.query('COMMIT');

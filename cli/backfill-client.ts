@@ -50,6 +50,9 @@ export async function readBackfillStatus(client: Client, environment: string, na
 export async function controlBackfill(client: Client, environment: string, name: string, kind: BackfillControlKind, control: BackfillControl): Promise<DecisionAnswer> {
   const workflowId = backfillWorkflowId(environment, name);
   const definition = kind === 'pause' ? pauseBackfill : kind === 'resume' ? resumeBackfill : cancelBackfill;
+  // An ended workflow takes no update: say so, rather than the server's error.
+  const now = await readBackfillStatus(client, environment, name);
+  if (isBackfillOver(now)) throw new CliError(`${kind} refused: ${workflowId} already ended (${now.state}: ${now.summary})`, EXIT.refused);
   try {
     return await client.workflow.getHandle(workflowId).executeUpdate(definition, { args: [control] });
   } catch (error) {

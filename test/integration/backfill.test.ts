@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlBackfill, readBackfillStatus, startBackfill } from '../../cli/backfill-client';
 import type { BackfillStatus } from '../../core/backfill-status';
 import { sendDecision } from '../../cli/pipeline-client';
+import { assertBuilt, parseJsonOutput, runCli, type CliTarget } from '../helpers/processes';
 import { query } from '../helpers/postgres';
 import { createProject, type TestProject } from '../helpers/project';
 import { createStack, eventually, historyText, replayWorkflows, type Stack } from '../helpers/stack';
@@ -44,6 +45,7 @@ describe('backfill workflow', () => {
   let ciUrl: string;
 
   beforeAll(async () => {
+    assertBuilt();
     stack = await createStack();
     project = await createProject('backfill', {
       environments: [{ name: ENVIRONMENT, databases: ['main', 'ci'] }],
@@ -54,6 +56,7 @@ describe('backfill workflow', () => {
         '20241104120001_pausing_items.yaml': PAUSING_BACKFILL,
         '20241104120002_failing_items.yaml': FAILING_BACKFILL,
         '20241104120003_cancelled_items.yaml': PAUSING_BACKFILL,
+        '20241104120004_cli_items.yaml': PAUSING_BACKFILL,
       },
     });
     ciUrl = project.urls[`${ENVIRONMENT}/ci`];
@@ -170,5 +173,37 @@ describe('backfill workflow', () => {
     const final = await stack.client.workflow.getHandle(workflowId).result() as BackfillStatus;
     expect(final.state).toBe('cancelled');
     expect(await query(ciUrl, "SELECT state, decided_by FROM dbchange_backfills WHERE name = 'cancelled_items'")).toEqual([{ state: 'cancelled', decided_by: 'alice' }]);
+  });
+
+  it('is driven by dbchange backfill start|status|pause|resume|cancel, and the UI shows where it stands', { timeout: 90_000 }, async () => {
+    await resetTable(500);
+    await query(ciUrl, 'CREATE TABLE IF NOT EXISTS bf_flags AS SELECT true AS paused');
+    await query(ciUrl, 'UPDATE bf_flags SET paused = true');
+    const cli: CliTarget = { address: stack.address, taskQueue, configPath: project.configPath };
+    const started = await runCli(cli, ['backfill', 'start', 'cli_items', '--env', ENVIRONMENT, '--as', 'dave', '--json']);
+    expect(started.code, started.stderr).toBe(0);
+    expect(parseJsonOutput(started)).toMatchObject({ kind: 'backfill-started', workflowId: `backfill-${ENVIRONMENT}-cli_items` });
+    const again = await runCli(cli, ['backfill', 'start', 'cli_items', '--env', ENVIRONMENT, '--as', 'dave']);
+    expect(again).toMatchObject({ code: 3, stderr: expect.stringContaining(`backfill backfill-${ENVIRONMENT}-cli_items is already running`) });
+
+    await waitFor('cli_items', 'a pause by its condition', (found) => found.paused?.by === 'condition');
+    const status = await runCli(cli, ['backfill', 'status', 'cli_items', '--env', ENVIRONMENT]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`cli_items on ${ENVIRONMENT}/ci: paused`);
+    expect(status.stdout).toContain('query: the pause query returned true (SELECT paused FROM bf_flags)');
+    const metadata = await stack.client.workflow.getHandle(`backfill-${ENVIRONMENT}-cli_items`).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toContain(`**cli_items on ${ENVIRONMENT}/ci: paused**`);
+    expect(metadata.currentDetails).toContain('0% of keys 1..500 · 0 rows');
+
+    expect((await runCli(cli, ['backfill', 'pause', 'cli_items', '--env', ENVIRONMENT, '--as', 'mallory'])).code).toBe(3);
+    expect((await runCli(cli, ['backfill', 'pause', 'cli_items', '--env', ENVIRONMENT, '--as', 'alice', '--comment', 'hold on'])).stdout).toBe('accepted: paused after the running batch\n');
+    await query(ciUrl, 'UPDATE bf_flags SET paused = false');
+    expect((await runCli(cli, ['backfill', 'resume', 'cli_items', '--env', ENVIRONMENT, '--as', 'alice'])).stdout).toBe('accepted: resumed\n');
+    const finished = await waitFor('cli_items', 'the end', (found) => found.state === 'finished');
+    expect(finished.progress).toMatchObject({ rowsDone: 500, percent: 100 });
+    const json = parseJsonOutput<{ status: BackfillStatus }>(await runCli(cli, ['backfill', 'status', 'cli_items', '--env', ENVIRONMENT, '--json']));
+    expect(json.status.decisions.map((decision) => `${decision.kind} ${decision.user} ${decision.accepted}`)).toEqual(['pause mallory false', 'pause alice true', 'resume alice true']);
+    expect((await runCli(cli, ['backfill', 'cancel', 'cli_items', '--env', ENVIRONMENT, '--as', 'alice'])).code).toBe(3);
+    expect((await runCli(cli, ['backfill', 'status', 'nothing_here', '--env', ENVIRONMENT])).stderr).toContain('no backfill backfill-bfstaging-nothing_here; start it with `dbchange backfill start nothing_here --env bfstaging`');
   });
 });
