@@ -3,8 +3,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { BACKFILL_FINISHED_SIGNAL, backfillWorkflowId, bindBatchSql, pauseReason, paceDelayMs, type BackfillSpec, type BackfillState, type KeyRange, type PauseReadings, type PauseReason } from '../core/backfill';
-import { BackfillFileError, readBackfill, type BackfillFile } from '../core/backfill-file';
-import { resolveTarget, selectEnvironments, ConfigError, type DatabaseTarget, type DbChangeConfig } from '../core/config';
+import { BackfillFileError, backfillDatabase, readBackfill, type BackfillFile } from '../core/backfill-file';
+import { ConfigError, type DatabaseTarget, type DbChangeConfig } from '../core/config';
 import { describeBackfillStatus, type BackfillStatus } from '../core/backfill-status';
 import { PIPELINE_WORKFLOW_TYPE } from '../core/pipeline';
 import { environmentOf } from '../core/targets';
@@ -257,11 +257,7 @@ export function createBackfillActivities(config: DbChangeConfig, pools: Database
 /** The database of `environment` a backfill runs on: the only one, or the one its `database:` names. */
 export function backfillTarget(config: DbChangeConfig, environment: string, file: Pick<BackfillSpec, 'database' | 'fileName'>): DatabaseTarget {
   try {
-    const [configured] = selectEnvironments(config, [environment]);
-    if (configured.fleet) throw new ConfigError(config.path, [`environment ${environment} is a fleet; backfills run on environments with databases`]);
-    if (configured.databases.length === 1 && (!file.database || file.database === configured.databases[0].database)) return configured.databases[0];
-    if (!file.database) throw new ConfigError(config.path, [`environment ${environment} has several databases (${configured.databases.map((target) => target.database).join(', ')}); say which with database: in ${file.fileName}`]);
-    return resolveTarget(config, `${environment}/${file.database}`);
+    return backfillDatabase(config, environment, file);
   } catch (error) {
     if (error instanceof ConfigError) throw ApplicationFailure.create({ type: 'ConfigError', nonRetryable: true, message: error.problems.join('; ') });
     throw error;

@@ -121,7 +121,7 @@ async function measure(method: Method, settings: BenchSettings, temporal: BenchT
       totalMs: round(ended - started),
       p50Ms: round(percentile(durations, 50), 1),
       p99Ms: round(percentile(durations, 99), 1),
-      maxMs: round(Math.max(...durations), 1),
+      maxMs: round(durations.reduce((most, duration) => Math.max(most, duration), 0), 1),
       appQueries: durations.length,
       deadTuples: Number(dead.rows[0].dead),
       ...outcome,

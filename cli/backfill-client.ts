@@ -2,7 +2,7 @@
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { BACKFILL_WORKFLOW_TYPE, backfillWorkflowId, FINAL_BACKFILL_STATES } from '../core/backfill';
-import { readBackfill } from '../core/backfill-file';
+import { backfillDatabase, readBackfill } from '../core/backfill-file';
 import type { BackfillInput, BackfillStatus } from '../core/backfill-status';
 import { ConfigError, selectEnvironments, type DbChangeConfig } from '../core/config';
 import type { BackfillControl } from '../core/decisions';
@@ -17,6 +17,8 @@ export async function startBackfill(client: Client, config: DbChangeConfig, opti
   if (!config.migrations.backfills) throw new ConfigError(config.path, ['migrations.backfills: name the folder of backfill files, e.g. backfills: db/backfills']);
   const file = readBackfill(config.migrations.backfills, options.name);
   const [environment] = selectEnvironments(config, [options.environment]);
+  // Checked here too, so a backfill that has no database there is refused before it starts.
+  backfillDatabase(config, environment.name, file);
   const workflowId = backfillWorkflowId(environment.name, file.name);
   const input: BackfillInput = { environment: environment.name, name: file.name, requestedBy: options.requestedBy };
   try {

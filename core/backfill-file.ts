@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_MAX_BATCH_SIZE, DEFAULT_TARGET_BATCH_MS, missingBounds, type BackfillSpec } from './backfill';
+import { ConfigError, resolveTarget, selectEnvironments, type DatabaseTarget, type DbChangeConfig } from './config';
 import { parseDuration } from './duration';
 import { DATABASE_NAME_PATTERN, DATABASE_NAME_RULE } from './targets';
 import { describeSchemaIssues, durationText, readYamlSource } from './yaml-source';
@@ -105,6 +106,15 @@ export function readBackfillDir(dir: string): BackfillFile[] {
     byName.set(file.name, file.fileName);
   }
   return parsed;
+}
+
+/** The database of `environment` a backfill runs on: the only one, or the one its `database:` names. */
+export function backfillDatabase(config: DbChangeConfig, environment: string, file: Pick<BackfillSpec, 'database' | 'fileName'>): DatabaseTarget {
+  const [configured] = selectEnvironments(config, [environment]);
+  if (configured.fleet) throw new ConfigError(config.path, [`environment ${environment} is a fleet; backfills run on environments with databases`]);
+  if (configured.databases.length === 1 && (!file.database || file.database === configured.databases[0].database)) return configured.databases[0];
+  if (!file.database) throw new ConfigError(config.path, [`environment ${environment} has several databases (${configured.databases.map((target) => target.database).join(', ')}); say which with database: in ${file.fileName}`]);
+  return resolveTarget(config, `${environment}/${file.database}`);
 }
 
 /** One backfill by name, or an error that lists the ones there are. */

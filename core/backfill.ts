@@ -70,7 +70,7 @@ export function pauseReason(conditions: PauseConditions, readings: PauseReadings
     return { condition: 'autovacuumOnTable', value: 'running', text: 'autovacuumOnTable: autovacuum is working on the table' };
   }
   if (lockWaitersOver !== undefined && readings.lockWaiters !== undefined && readings.lockWaiters > lockWaitersOver) {
-    return { condition: 'lockWaitersOver', value: String(readings.lockWaiters), text: `lockWaitersOver: ${readings.lockWaiters} sessions wait for locks on the table (limit ${lockWaitersOver})` };
+    return { condition: 'lockWaitersOver', value: String(readings.lockWaiters), text: `lockWaitersOver: ${readings.lockWaiters} ${readings.lockWaiters === 1 ? 'session waits' : 'sessions wait'} for locks on the table (limit ${lockWaitersOver})` };
   }
   if (query !== undefined && readings.queryResult === true) {
     return { condition: 'query', value: 'true', text: `query: the pause query returned true (${oneLine(query)})` };

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlBackfill, readBackfillStatus, startBackfill } from '../../cli/backfill-client';
 import type { BackfillStatus } from '../../core/backfill-status';
@@ -29,6 +30,19 @@ const PAUSING_BACKFILL = [
   '  query: SELECT paused FROM bf_flags',
 ].join('\n');
 
+// Every condition the database can answer here; only lock waiters will hold (no replica, no autovacuum on a tiny table).
+const LOCK_AWARE_BACKFILL = [
+  'table: bf_items',
+  'key: id',
+  'database: ci',
+  'batch: UPDATE bf_items SET touched = touched + 1 WHERE id >= :start AND id < :end',
+  'maxBatchSize: 50',
+  'pauseWhen:',
+  '  replicationLagOver: 1s',
+  '  autovacuumOnTable: true',
+  '  lockWaitersOver: 0',
+].join('\n');
+
 // Division by zero on the row whose id is 150: a permanent error, so the batch that holds it blocks.
 const FAILING_BACKFILL = [
   'table: bf_items',
@@ -57,6 +71,7 @@ describe('backfill workflow', () => {
         '20241104120002_failing_items.yaml': FAILING_BACKFILL,
         '20241104120003_cancelled_items.yaml': PAUSING_BACKFILL,
         '20241104120004_cli_items.yaml': PAUSING_BACKFILL,
+        '20241104120005_lock_aware_items.yaml': LOCK_AWARE_BACKFILL,
       },
     });
     ciUrl = project.urls[`${ENVIRONMENT}/ci`];
@@ -205,5 +220,29 @@ describe('backfill workflow', () => {
     expect(json.status.decisions.map((decision) => `${decision.kind} ${decision.user} ${decision.accepted}`)).toEqual(['pause mallory false', 'pause alice true', 'resume alice true']);
     expect((await runCli(cli, ['backfill', 'cancel', 'cli_items', '--env', ENVIRONMENT, '--as', 'alice'])).code).toBe(3);
     expect((await runCli(cli, ['backfill', 'status', 'nothing_here', '--env', ENVIRONMENT])).stderr).toContain('no backfill backfill-bfstaging-nothing_here; start it with `dbchange backfill start nothing_here --env bfstaging`');
+  });
+
+  it('pauses while sessions wait for locks on the table, naming how many, and goes on once they are gone', { timeout: 60_000 }, async () => {
+    await resetTable(300);
+    const holder = new pg.Client({ connectionString: ciUrl });
+    const waiter = new pg.Client({ connectionString: ciUrl });
+    await holder.connect();
+    await waiter.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM bf_items WHERE id = 1 FOR UPDATE');
+      const waiting = waiter.query('UPDATE bf_items SET touched = touched WHERE id = 1');
+      const workflowId = await start('lock_aware_items');
+      const paused = await waitFor('lock_aware_items', 'a pause for lock waiters', (found) => found.paused?.by === 'condition');
+      expect(paused.paused).toMatchObject({ condition: 'lockWaitersOver', value: '1', text: 'lockWaitersOver: 1 session waits for locks on the table (limit 0)' });
+      await holder.query('COMMIT');
+      await waiting;
+      const final = await stack.client.workflow.getHandle(workflowId).result() as BackfillStatus;
+      expect(final.state).toBe('finished');
+      expect(await query(ciUrl, 'SELECT count(*) FILTER (WHERE touched = 1) AS done FROM bf_items')).toEqual([{ done: '300' }]);
+    } finally {
+      await holder.end();
+      await waiter.end();
+    }
   });
 });

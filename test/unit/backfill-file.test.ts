@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BackfillFileError, parseBackfillFile } from '../../core/backfill-file';
+import { backfillDatabase, BackfillFileError, parseBackfillFile } from '../../core/backfill-file';
+import { parseConfig } from '../../core/config';
 import { lintBackfillText, lintRequiredBackfills } from '../../core/backfill-lint';
 import { parseMigrationSource } from '../../core/migration-files';
 
@@ -97,5 +98,21 @@ describe('dbchange lint on backfills', () => {
     const text = '-- dbchange:requires-backfill backfill_runners\n-- migrate:up\nSELECT 1;\n';
     expect(lintRequiredBackfills('m.sql', text, ['backfill_ci_runners'])).toEqual([expect.objectContaining({ line: 1, rule: 'requires-unknown-backfill' })]);
     expect(lintRequiredBackfills('m.sql', text, ['backfill_runners'])).toEqual([]);
+  });
+});
+
+describe('the database a backfill runs on', () => {
+  const yaml = ['migrations:', '  postDeploy: db/post_migrate', '  backfills: db/backfills', 'environments:', '  - name: one', '    databaseUrl: postgres://x/one', '  - name: two', '    databases:', '      main: postgres://x/main', '      ci: postgres://x/ci'].join('\n');
+  const config = parseConfig(yaml, '/p/dbchange.yaml', {}, '/p');
+
+  it('is the only one, or the one its database: names', () => {
+    expect(config.migrations.backfills).toBe('/p/db/backfills');
+    expect(backfillDatabase(config, 'one', { fileName: 'f.yaml' }).address).toBe('one');
+    expect(backfillDatabase(config, 'two', { fileName: 'f.yaml', database: 'ci' }).address).toBe('two/ci');
+  });
+
+  it('must be named where an environment has several', () => {
+    expect(() => backfillDatabase(config, 'two', { fileName: 'f.yaml' })).toThrow(/environment two has several databases \(main, ci\); say which with database: in f.yaml/);
+    expect(() => backfillDatabase(config, 'two', { fileName: 'f.yaml', database: 'sec' })).toThrow(/has no database "two\/sec"/);
   });
 });
