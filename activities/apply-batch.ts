@@ -12,7 +12,7 @@ import { describeBlocking, type PrecheckFinding } from '../core/prechecks';
 import { applyMigrationOnce, type ApplySettings } from './apply-migration';
 import { runsOn } from '../core/targets';
 import { recordWithoutRunning } from './db';
-import { runPrechecks } from './prechecks';
+import { runPrechecks, type BackfillTable } from './prechecks';
 import { stoppedByPerson } from './stop';
 
 /** A batch stops taking new migrations after this long: short enough that a stop or a status stays current. */
@@ -41,6 +41,8 @@ export interface BatchContext {
   database: string | undefined;
   settings: ApplySettings;
   precheckTimeoutMs: number;
+  /** The project's backfills by table, so an orphan count names the one that fills the referenced table. */
+  backfills?: readonly BackfillTable[];
   workflowId: string;
   stop: AbortSignal;
   /** The file of a listed migration, checked against the listed checksum. */
@@ -75,6 +77,7 @@ export async function applyBatch(context: BatchContext, migrations: { version: s
         context.pool,
         [{ label: migration.fileName, sql: migration.up, startLine: migration.upStartLine, transactional: migration.transactional }],
         context.precheckTimeoutMs,
+        context.backfills,
       );
       result.prechecks.push(...findings);
       if (describeBlocking(findings)) return { ...result, blocked: { version: migration.version, fileName: migration.fileName, findings } };

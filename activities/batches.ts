@@ -1,4 +1,7 @@
 // The pipeline's migration activities: lint a plan at once, and apply it in batches (apply-batch.ts).
+import { tablesFilledBy } from '../core/backfill';
+import { readBackfillDir } from '../core/backfill-file';
+import type { BackfillTable } from './prechecks';
 import { readFileSync } from 'node:fs';
 import { Context, log } from '@temporalio/activity';
 import type { DatabaseTarget, DbChangeConfig } from '../core/config';
@@ -59,6 +62,7 @@ export function createBatchActivities(
             database: target.address === target.environment ? undefined : target.database,
             settings: config.lockRetry,
             precheckTimeoutMs: config.gates.precheckTimeoutMs,
+            backfills: backfillTables(config),
             workflowId: context.info.workflowExecution?.workflowId ?? '',
             stop: context.cancellationSignal,
             migrationFor: (version, checksum) => migrationFor({ environment: input.environment, version, checksum }),
@@ -83,4 +87,14 @@ export function createBatchActivities(
       }
     },
   };
+}
+
+/** The project's backfills by table; a folder that cannot be read names none (lint and the backfill itself say why). */
+function backfillTables(config: DbChangeConfig): BackfillTable[] {
+  if (!config.migrations.backfills) return [];
+  try {
+    return readBackfillDir(config.migrations.backfills).map((file) => ({ name: file.name, tables: tablesFilledBy(file) }));
+  } catch {
+    return [];
+  }
 }

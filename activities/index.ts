@@ -16,6 +16,7 @@ import { driftBetween } from './drift';
 import { describeRegularDrift } from '../core/drift';
 import { runPrechecks, type SqlToCheck } from './prechecks';
 import { createBatchActivities, type MigrationRef } from './batches';
+import { createBackfillActivities } from './backfills';
 import { createFleetActivities, planDigest } from './fleet-rollout';
 import { digestOfFiles, verifyDecision } from './ssh-signatures';
 import { shortDigest } from '../core/decision-statement';
@@ -84,6 +85,8 @@ export interface PendingMigration {
   transactional: boolean;
   /** Set when a newer post-deploy version is already applied on this environment. */
   outOfOrder?: OutOfOrder;
+  /** `-- dbchange:requires-backfill`: backfills that must have finished on this environment before it runs. */
+  requiresBackfill?: string[];
 }
 
 export type { MigrationRef } from './batches';
@@ -154,11 +157,12 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     if (report.mismatches.length > 0) {
       throw ApplicationFailure.create({ type: PROMOTED_MIGRATION_CHANGED, nonRetryable: true, message: describePromotionMismatches(report.mismatches), details: report.mismatches });
     }
-    return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }) }));
+    return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder, requiresBackfill }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }), ...(requiresBackfill && { requiresBackfill }) }));
   };
 
   return {
     ...createBatchActivities(config, pools, targetNamed, migrationFor, migrationsFor),
+    ...createBackfillActivities(config, pools),
     ...createFleetActivities({ config, pools, environmentNamed, readFiles: () => readMigrations(readMigrationDir) }),
 
     async planPipeline(requested: string[] | undefined): Promise<PipelinePlan> {

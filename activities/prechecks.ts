@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import {
   checkViolationQuery,
+  backfillFilling,
   describeOrphans,
   duplicateQueries,
   formatBytes,
@@ -31,7 +32,13 @@ export interface SqlToCheck {
   database?: string;
 }
 
-export async function runPrechecks(pool: pg.Pool, sources: SqlToCheck[], statementTimeoutMs: number): Promise<PrecheckFinding[]> {
+/** A backfill by the table it fills: an orphan count names the one that would fix it. */
+export interface BackfillTable {
+  name: string;
+  tables: string[];
+}
+
+export async function runPrechecks(pool: pg.Pool, sources: SqlToCheck[], statementTimeoutMs: number, backfills: readonly BackfillTable[] = []): Promise<PrecheckFinding[]> {
   const checks: { where: string; change: SchemaChange; nonTransactional: boolean }[] = [];
   for (const source of sources) {
     for (const statement of await parseSchemaChanges(source.sql)) {
@@ -47,7 +54,7 @@ export async function runPrechecks(pool: pg.Pool, sources: SqlToCheck[], stateme
     await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.max(1, Math.round(statementTimeoutMs))}`);
     try {
       for (const { where, change, nonTransactional } of checks) {
-        const finding = await guarded(client, where, statementTimeoutMs, () => checkChange(client, change, where, nonTransactional));
+        const finding = await guarded(client, where, statementTimeoutMs, () => checkChange(client, change, where, nonTransactional, backfills));
         if (finding) findings.push(finding);
       }
     } finally {
@@ -82,7 +89,7 @@ async function guarded(
 }
 
 /** `leavesDebris`: a failure would not roll back cleanly (CONCURRENTLY, or no transaction), so a doomed statement blocks. */
-async function checkChange(client: pg.PoolClient, change: SchemaChange, where: string, leavesDebris: boolean): Promise<PrecheckFinding | undefined> {
+async function checkChange(client: pg.PoolClient, change: SchemaChange, where: string, leavesDebris: boolean, backfills: readonly BackfillTable[]): Promise<PrecheckFinding | undefined> {
   switch (change.kind) {
     case 'add-foreign-key': {
       const referenced = change.referencedColumns.length > 0 ? change.referencedColumns : await primaryKeyOf(client, qualified(change.references));
@@ -91,7 +98,7 @@ async function checkChange(client: pg.PoolClient, change: SchemaChange, where: s
       const counted = (await client.query<{ rows: string; keys: string }>(queries.count)).rows[0];
       const rows = Number(counted.rows);
       const sample = rows > 0 ? (await client.query<{ key: string }>(queries.sample)).rows.map((row) => row.key) : [];
-      return describeOrphans(change, where, rows, Number(counted.keys), sample);
+      return describeOrphans(change, where, rows, Number(counted.keys), sample, backfillFilling(backfills, change.references));
     }
     case 'set-not-null': {
       const rows = await countRows(client, nullCountQuery(change.table, change.column));

@@ -8,6 +8,7 @@ import { REPO_ROOT } from './lib/paths';
 import type { BenchResult } from './lib/result';
 import { readSettings, type BenchSettings } from './lib/settings';
 import { startBenchServers, type BenchServers } from './lib/temporal';
+import { runBackfill } from './backfill';
 import { runCluster } from './cluster';
 import { runDashboard } from './dashboard';
 import { runDrift } from './drift';
@@ -30,6 +31,7 @@ const BENCHMARKS: Record<string, (settings: BenchSettings, servers: BenchServers
   dashboard: runDashboard,
   cluster: runCluster,
   drift: runDrift,
+  backfill: runBackfill,
 };
 const RESULTS_DIR = join(REPO_ROOT, 'bench/results');
 const README = join(REPO_ROOT, 'bench/README.md');

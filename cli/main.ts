@@ -1,9 +1,11 @@
 // The `dbchange` command: one small entry, one module per command group.
 import { Command, CommanderError } from 'commander';
+import { BackfillFileError } from '../core/backfill-file';
 import { ChangeRequestError } from '../core/change-request';
 import { ConfigError } from '../core/config';
 import { MigrationFileError } from '../core/migration-files';
 import { registerAuditCommand } from './commands/audit';
+import { registerBackfillCommands } from './commands/backfill';
 import { registerChangeRequestCommands } from './commands/cr';
 import { registerDashboardCommand } from './commands/dashboard';
 import { registerDecisionCommands } from './commands/decisions';
@@ -35,6 +37,7 @@ export function createProgram(): { program: Command; context: CommandContext } {
   registerPdmCommands(program, context);
   registerChangeRequestCommands(program, context);
   registerDecisionCommands(program, context);
+  registerBackfillCommands(program, context);
   registerAuditCommand(program, context);
   registerIncidentCommands(program, context);
   registerLintCommand(program, context);
@@ -54,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.refused;
     process.stderr.write(`dbchange: ${oneLine(error)}\n`);
-    return error instanceof CliError ? error.exitCode : error instanceof ConfigError || error instanceof MigrationFileError || error instanceof ChangeRequestError ? EXIT.refused : EXIT.failure;
+    return error instanceof CliError ? error.exitCode : error instanceof ConfigError || error instanceof MigrationFileError || error instanceof ChangeRequestError || error instanceof BackfillFileError ? EXIT.refused : EXIT.failure;
   } finally {
     await context.close().catch(() => undefined);
   }
@@ -63,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 function oneLine(error: unknown): string {
   if (error instanceof ConfigError) return `invalid config ${error.file}: ${error.problems.join('; ')}`;
   if (error instanceof ChangeRequestError) return `invalid change request ${error.file}: ${error.problems.join('; ')}`;
+  if (error instanceof BackfillFileError) return `invalid backfill ${error.file}: ${error.problems.join('; ')}`;
   if (error instanceof Error) {
     if ((error as { code?: string }).code === 'ECONNREFUSED' || /connect ECONNREFUSED|failed to connect/i.test(error.message)) {
       // pg reports a refused connection with the database's port; the Temporal client says "Failed to connect".

@@ -42,6 +42,8 @@ const configSchema = z.strictObject({
   migrations: z.strictObject({
     regular: z.string().min(1).optional(),
     postDeploy: z.string().min(1),
+    /** A folder of backfill files (<version>_<name>.yaml): data changes run in self-pacing batches. */
+    backfills: z.string().min(1).optional(),
     outOfOrder: z.enum(OUT_OF_ORDER_POLICIES).default(DEFAULT_OUT_OF_ORDER_POLICY),
   }),
   environments: z.array(environmentSchema).min(1, 'list at least one environment'),
@@ -120,6 +122,7 @@ export interface DbChangeConfig {
   migrations: {
     regular?: string;
     postDeploy: string;
+    backfills?: string;
     /** A pending version older than the newest applied post-deploy version: allow, warn (say so), or refuse (block). */
     outOfOrder: OutOfOrderPolicy;
   };
@@ -255,6 +258,7 @@ function toConfig(raw: RawConfig, file: string, baseDir: string, missingBySecret
     migrations: {
       regular: raw.migrations.regular ? resolvePath(raw.migrations.regular) : undefined,
       postDeploy: resolvePath(raw.migrations.postDeploy),
+      ...(raw.migrations.backfills ? { backfills: resolvePath(raw.migrations.backfills) } : {}),
       outOfOrder: raw.migrations.outOfOrder,
     },
     environments: raw.environments.map((environment, index) => {

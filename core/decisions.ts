@@ -1,5 +1,5 @@
 // Human decisions (approve, reject, resolve): payload checks and who may decide what. Pure, used by workflows.
-export const RESOLVE_ACTIONS = ['retry', 'mark-complete', 'rollback', 'abort'] as const;
+export const RESOLVE_ACTIONS = ['retry', 'mark-complete', 'rollback', 'abort', 'skip-batch'] as const;
 export type ResolveAction = (typeof RESOLVE_ACTIONS)[number];
 const MAX_TEXT = 2_000;
 /** A decision update larger than this as JSON is refused before it enters history: refusals cannot flood it. */
@@ -73,7 +73,8 @@ export function targetRefusal(choice: TargetChoice, target: string | undefined, 
 /** One entry of a workflow's decision history: accepted or refused, never silently dropped. */
 export interface DecisionRecord {
   at: string;
-  kind: 'approve' | 'reject' | 'resolve' | 'rollback';
+  /** pause, resume, cancel: a person's control of a backfill. */
+  kind: 'approve' | 'reject' | 'resolve' | 'rollback' | 'pause' | 'resume' | 'cancel';
   user: string;
   role?: string;
   action?: ResolveAction;
@@ -143,6 +144,17 @@ export function checkApprovalPayload(payload: unknown): Checked<Approval> {
 
 export function checkRejectionPayload(payload: unknown): Checked<Rejection> {
   return withSigned<Rejection>(payload, fields(payload, { user: true, reason: true }));
+}
+
+/** A person's pause, resume or cancel of a backfill. */
+export interface BackfillControl {
+  user: string;
+  comment?: string;
+}
+
+export function checkBackfillControlPayload(payload: unknown): Checked<BackfillControl> {
+  const checked = fields(payload, { user: true, comment: false });
+  return checked.ok ? { ok: true, value: checked.value as BackfillControl } : checked;
 }
 
 export function checkRollbackPayload(payload: unknown): Checked<RollbackRequest> {

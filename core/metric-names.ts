@@ -16,4 +16,8 @@ export const METRIC = {
   pendingMigrations: 'dbchange_pending_migrations',
   /** gauge: seconds since the oldest pending migration's version (when it was written), same tags; 0 when none is pending */
   oldestPendingAge: 'dbchange_oldest_pending_age_seconds',
+  /** counter: rows a backfill's batches changed, tagged by environment and backfill */
+  backfillRows: 'dbchange_backfill_rows',
+  /** gauge: percent of a backfill's key range done, tagged by environment and backfill */
+  backfillProgress: 'dbchange_backfill_progress_percent',
 } as const;

@@ -8,7 +8,7 @@ const SECTION_PATTERN = /^--\s*migrate:(up|down)\b(.*)$/;
 const KNOWN_OPTIONS = new Set(['transaction']);
 /** `-- dbchange:<directive> <value>` lines: per-file settings that travel with the file and its checksum. */
 const DIRECTIVE_PATTERN = /^--\s*dbchange:([a-z-]+)\s*(.*)$/;
-const DIRECTIVES = ['statement-timeout', 'databases'];
+const DIRECTIVES = ['statement-timeout', 'databases', 'requires-backfill'];
 
 export interface MigrationSource {
   version: string;
@@ -25,6 +25,8 @@ export interface MigrationSource {
   statementTimeoutMs?: number;
   /** `-- dbchange:databases ci,sec`: runs only there; every other database records it as done without running it. */
   databases?: string[];
+  /** `-- dbchange:requires-backfill NAME`: runs on an environment only once that backfill finished there. */
+  requiresBackfill?: string[];
 }
 
 export class MigrationFileError extends Error {
@@ -97,7 +99,7 @@ export function parseMigrationSource(fileName: string, text: string): MigrationS
   };
 }
 
-type Directives = Pick<MigrationSource, 'statementTimeoutMs' | 'databases'>;
+type Directives = Pick<MigrationSource, 'statementTimeoutMs' | 'databases' | 'requiresBackfill'>;
 
 function parseDirectives(fileName: string, lines: string[]): Directives {
   const directives: Directives = {};
@@ -108,9 +110,17 @@ function parseDirectives(fileName: string, lines: string[]): Directives {
     const where = `line ${index + 1}: -- dbchange:${name}`;
     if (!DIRECTIVES.includes(name)) throw new MigrationFileError(fileName, `${where}: unknown directive; known: ${DIRECTIVES.map((known) => `dbchange:${known}`).join(', ')}`);
     if (name === 'databases') directives.databases = parseDatabaseList(fileName, where, value);
+    else if (name === 'requires-backfill') directives.requiresBackfill = [...new Set([...(directives.requiresBackfill ?? []), parseBackfillName(fileName, where, value)])];
     else directives.statementTimeoutMs = parseStatementTimeout(fileName, where, value);
   });
   return directives;
+}
+
+/** One backfill's name, as its file `<version>_<name>.yaml` spells it. */
+function parseBackfillName(fileName: string, where: string, value: string): string {
+  const name = value.trim();
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new MigrationFileError(fileName, `${where}: expected one backfill's name (its file without version and .yaml, e.g. backfill_ci_runners), got "${name}"`);
+  return name;
 }
 
 function parseStatementTimeout(fileName: string, where: string, value: string): number {

@@ -37,6 +37,8 @@ export interface PipelineResume {
 export type PipelineStage =
   | 'starting'
   | 'waiting-checks'
+  /** A migration's `-- dbchange:requires-backfill` backfill has not finished on this database yet. */
+  | 'waiting-backfill'
   | 'applying'
   | 'qa'
   | 'checking'

@@ -41,8 +41,13 @@ export function describeOrphans(
   rows: number,
   keys: number,
   sample: string[],
+  /** The backfill that fills the referenced table, when the project has one: the finding names it. */
+  fixedBy?: string,
 ): PrecheckFinding | undefined {
   if (rows === 0) return undefined;
+  const backfillFirst = fixedBy
+    ? `Backfill ${displayTable(change.references)} first: backfill ${fixedBy} does (\`dbchange backfill start ${fixedBy} --env ENVIRONMENT\`), and \`-- dbchange:requires-backfill ${fixedBy}\` makes this migration wait for it`
+    : `Backfill ${displayTable(change.references)} first`;
   const name = change.constraint ?? 'the new foreign key';
   const what = `${rows} row${rows === 1 ? '' : 's'} of ${displayTable(change.table)} point${rows === 1 ? 's' : ''} at ${keys} missing ${displayTable(change.references)} row${keys === 1 ? '' : 's'} (first keys: ${sample.join('; ')})`;
   if (change.notValid) {
@@ -52,7 +57,7 @@ export function describeOrphans(
       source,
       count: rows,
       sample,
-      message: `${name} NOT VALID: ${what}. NOT VALID skips only the existing rows: every new INSERT or UPDATE is checked at once, so writes referencing missing ${displayTable(change.references)} rows will fail (seed 000). Backfill ${displayTable(change.references)} first, then retry`,
+      message: `${name} NOT VALID: ${what}. NOT VALID skips only the existing rows: every new INSERT or UPDATE is checked at once, so writes referencing missing ${displayTable(change.references)} rows will fail (seed 000). ${backfillFirst}, then retry`,
     };
   }
   return {
@@ -61,8 +66,14 @@ export function describeOrphans(
     source,
     count: rows,
     sample,
-    message: `${name}: ${what}; the ADD will fail with 23503 and roll back. Backfill ${displayTable(change.references)} first, or add the key NOT VALID after the backfill`,
+    message: `${name}: ${what}; the ADD will fail with 23503 and roll back. ${backfillFirst}, or add the key NOT VALID after the backfill`,
   };
+}
+
+/** The backfill (by name) that fills `table` (see tablesFilledBy), matching `public.t` with `t`. */
+export function backfillFilling(backfills: readonly { name: string; tables: string[] }[], table: TableRef): string | undefined {
+  const bare = (name: string) => name.replace(/^public\./, '').toLowerCase();
+  return backfills.find((backfill) => backfill.tables.some((filled) => bare(filled) === bare(displayTable(table))))?.name;
 }
 
 export function nullCountQuery(table: TableRef, column: string): string {

@@ -6,6 +6,7 @@ import type { DbChangeActivities, PendingMigration } from '../activities';
 import type { BatchResult, CompletedBeforeFailure } from '../activities/apply-batch';
 import type { MigrationOutcome } from '../core/pipeline';
 import { describeBlocking } from '../core/prechecks';
+import { waitForBackfills } from './backfill-wait';
 import { block, CHECK_ACTIONS, endAborted, MIGRATION_ACTIONS, resolvable, type PipelineRun } from './pipeline-desk';
 import { retryStatementTimeouts, runStoppable, transientRetryPolicy } from './running-step';
 
@@ -40,7 +41,11 @@ export async function applyPlan(run: PipelineRun, environment: string, pending: 
   let next = 0;
   while (next < pending.length) {
     if (next > 0 && runIsFull()) return 'hand-over';
-    next += await applyNextBatch(run, environment, pending.slice(next), before + next, before + pending.length);
+    const required = pending[next].requiresBackfill;
+    if (required && run.backfills) await waitForBackfills(run, run.backfills.wakeups, environment, required, run.backfills.recheckMs, pending[next].fileName);
+    // A batch ends before the next migration that waits for a backfill: that one waits on its own.
+    const waiter = pending.findIndex((migration, index) => index > next && migration.requiresBackfill);
+    next += await applyNextBatch(run, environment, pending.slice(next, waiter < 0 ? undefined : waiter), before + next, before + pending.length);
   }
   return 'done';
 }

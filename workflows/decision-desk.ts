@@ -39,7 +39,6 @@ export interface DecisionSigning {
 export type ApprovalOutcome = { approved: true; by: string } | { approved: false; by?: string; reason: string };
 
 export class DecisionDesk {
-  readonly decisions: DecisionRecord[] = [];
   private waiting: Waiting | undefined;
   private approval: ApprovalOutcome | undefined;
   private resolution: Resolution | undefined;
@@ -51,6 +50,8 @@ export class DecisionDesk {
     private readonly checksum?: string,
     /** Absent for workflows started before dbchange checked signatures: they accept no signed decision. */
     private readonly signing?: DecisionSigning,
+    /** Every decision, accepted or refused; a backfill shares this list with its own pause, resume and cancel. */
+    readonly decisions: DecisionRecord[] = [],
   ) {}
 
   /**

@@ -2,3 +2,4 @@
 export { postDeployMigrationPipeline } from './pipeline';
 export { incident } from './incident';
 export { changeRequest } from './change-request';
+export { backfill } from './backfill';

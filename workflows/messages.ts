@@ -1,6 +1,8 @@
 // Signals, updates and queries, defined once; the CLI and activities import these same definitions.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Approval, Rejection, Resolution, RollbackRequest } from '../core/decisions';
+import type { Approval, BackfillControl, Rejection, Resolution, RollbackRequest } from '../core/decisions';
+import type { BackfillStatus } from '../core/backfill-status';
+import { BACKFILL_FINISHED_SIGNAL } from '../core/backfill';
 import type { ChangeRequestStatus } from '../core/change-status';
 import type { FleetGrid } from '../core/fleet-grid';
 import type { IncidentClose } from '../core/incident';
@@ -32,3 +34,11 @@ export { stepProgress } from '../core/step-progress';
 
 export const closeIncident = defineSignal<[IncidentClose]>('close');
 export const incidentStatus = defineQuery<{ id: string; severity: number; title: string; open: boolean }>('status');
+
+export const pauseBackfill = defineUpdate<DecisionAnswer, [BackfillControl]>('pause');
+export const resumeBackfill = defineUpdate<DecisionAnswer, [BackfillControl]>('resume');
+export const cancelBackfill = defineUpdate<DecisionAnswer, [BackfillControl]>('cancel');
+/** The same `status` query, as a backfill answers it. */
+export const backfillStatus = defineQuery<BackfillStatus>('status');
+/** A backfill finished on a database: a pipeline waiting for it looks again at once instead of at its next timer. */
+export const backfillFinished = defineSignal<[{ target: string; name: string }]>(BACKFILL_FINISHED_SIGNAL);

@@ -14,3 +14,9 @@ export function recordApprovalWait(environment: string, waitedMs: number, outcom
 export function countFleetTarget(environment: string, outcome: 'done' | 'blocked' | 'failed'): void {
   metricMeter.createCounter(METRIC.fleetTargets, 'targets', 'fleet targets by how their rollout ended').add(1, { environment, outcome });
 }
+
+/** A backfill batch done: the rows it changed, and how far through the key range the backfill now is. */
+export function recordBackfillProgress(environment: string, backfill: string, rows: number, percent: number): void {
+  metricMeter.createCounter(METRIC.backfillRows, 'rows', 'rows changed by backfill batches').add(rows, { environment, backfill });
+  metricMeter.createGauge(METRIC.backfillProgress, 'float', '%', 'percent of the key range a backfill has done').set(percent, { environment, backfill });
+}

@@ -3,6 +3,7 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { DbChangeActivities } from '../activities';
 import type { Resolution, ResolveAction } from '../core/decisions';
+import type { BackfillWakeups } from './backfill-wait';
 import type { DecisionDesk } from './decision-desk';
 import { countPipelineBlocked } from './metrics';
 import { describeStepFailure } from './running-step';
@@ -17,6 +18,8 @@ export const CHECK_ACTIONS: readonly ResolveAction[] = ['retry', 'abort'];
 export interface PipelineRun {
   board: StatusBoard;
   desk: DecisionDesk;
+  /** Waiting for `-- dbchange:requires-backfill`: the signals that wake it, and the first fallback interval. */
+  backfills?: { wakeups: BackfillWakeups; recheckMs: number };
 }
 
 export async function announce(event: 'started' | 'environment-done' | 'wave-done' | 'blocked' | 'finished', text: string, environment?: string): Promise<void> {

@@ -9,6 +9,7 @@ import { describeIncompatible } from '../core/compatibility';
 import type { MigrationOutcome, PipelineInput, PipelineResume, PipelineStatus } from '../core/pipeline';
 import { DEFAULT_OUT_OF_ORDER_POLICY, describeOutOfOrder, describeRefusedOutOfOrder, outOfOrderFinding, type OutOfOrderFinding, type OutOfOrderPolicy } from '../core/out-of-order';
 import { applyPlan, runIsFull } from './apply-plan';
+import { BackfillWakeups } from './backfill-wait';
 import { rollOutFleet } from './fleet-rollout';
 import { DecisionDesk } from './decision-desk';
 import { decisionSigning, withSigning } from './decision-signing';
@@ -61,7 +62,9 @@ async function runPipeline(input: PipelineInput, board: StatusBoard): Promise<Pi
   desk.install();
   if (plan.signatures) setHandler(status, () => withSigning(board.snapshot(), desk.signingNow()));
   board.begin(plan.environments.map((environment) => environment.name), desk.decisions);
-  const run: PipelineRun = { board, desk };
+  const wakeups = new BackfillWakeups();
+  wakeups.install();
+  const run: PipelineRun = { board, desk, backfills: { wakeups, recheckMs: plan.recheckIntervalMs } };
   const outOfOrder = plan.outOfOrder ?? DEFAULT_OUT_OF_ORDER_POLICY;
   const resumeAt = input.resume ? plan.environments.findIndex((environment) => environment.name === input.resume!.environment) : 0;
   if (resumeAt < 0) {

@@ -17,6 +17,8 @@ export interface BenchSettings {
   fleetTargets: number;
   fleetDatabases: number;
   fleetConcurrency: number;
+  /** Rows of the table the backfill benchmark changes. */
+  backfillRows: number;
   /** Benchmarks to run (all when empty). */
   only: string[];
   /** Server where benchmark databases are created and dropped. */
@@ -35,6 +37,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     fleetTargets: positive(env.BENCH_FLEET_TARGETS, 1_000),
     fleetDatabases: positive(env.BENCH_FLEET_DATABASES, 100),
     fleetConcurrency: positive(env.BENCH_FLEET_CONCURRENCY, 16),
+    backfillRows: positive(env.BENCH_BACKFILL_ROWS, 10_000_000),
     only: (env.BENCH_ONLY ?? '').split(',').map((name) => name.trim()).filter(Boolean),
     adminUrl: env.DBCHANGE_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   };

@@ -9,6 +9,8 @@ const POLL_MS = 250;
 export interface FollowOptions {
   /** Called once, the first time the pipeline waits for an approval. */
   onApprovalWait(snapshot: PipelineStatus): Promise<void>;
+  /** Called once per environment whose migration waits for a backfill (`-- dbchange:requires-backfill`). */
+  onBackfillWait?(snapshot: PipelineStatus): Promise<void>;
   print(line: string): void;
   /** Stops following early, e.g. on Ctrl-C. */
   signal: AbortSignal;
@@ -33,6 +35,7 @@ async function follow(client: Client, handle: WorkflowHandle, options: FollowOpt
   const printed = new Set<string>();
   let lastStage = '';
   let approvalAsked = false;
+  const backfillsStarted = new Set<string>();
   const show = (snapshot: PipelineStatus) => {
     for (const line of outcomeLines(snapshot)) {
       if (printed.has(line)) continue;
@@ -50,6 +53,11 @@ async function follow(client: Client, handle: WorkflowHandle, options: FollowOpt
     if (snapshot?.stage === 'waiting-approval' && !approvalAsked) {
       approvalAsked = true;
       await options.onApprovalWait(snapshot);
+    }
+    const waitingOn = snapshot?.stage === 'waiting-backfill' ? snapshot.environment?.split('/')[0] : undefined;
+    if (waitingOn && options.onBackfillWait && !backfillsStarted.has(waitingOn)) {
+      backfillsStarted.add(waitingOn);
+      await options.onBackfillWait(snapshot!);
     }
     await Promise.race([result.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, POLL_MS))]);
   }

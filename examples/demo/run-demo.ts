@@ -4,7 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { startBackfill } from '../../cli/backfill-client';
 import { startPipeline } from '../../cli/pipeline-client';
+import { describeBackfillStatus, type BackfillStatus } from '../../core/backfill-status';
 import { snapshotLines } from '../../cli/snapshot-text';
 import type { DbChangeConfig } from '../../core/config';
 import { loadConfig } from '../../core/config-file';
@@ -30,6 +32,8 @@ const DATABASES = ENVIRONMENTS.flatMap((environment) => ['main', 'ci'].map((data
 const DATA_DATABASE = 'ci';
 const PREFERRED_PORTS = { postgres: 54329, temporal: 7233, ui: 8233 };
 const REQUESTED_BY = 'dave';
+/** examples/db/backfills: the copy the foreign key migration requires (`-- dbchange:requires-backfill`). */
+const BACKFILL = 'backfill_ci_runners_e59bb2812d';
 const PACKAGE_VERSION = '16.6.202401151200';
 const CHAT_APPROVALS = [
   { user: 'bob', role: 'release-manager', comment: 'lgtm' },
@@ -88,6 +92,7 @@ async function runDemo(): Promise<number> {
       signal: interrupt.signal,
       print: (line) => say(`pipeline: ${line}`),
       onApprovalWait: () => approveInChat(server.address, handle.workflowId),
+      onBackfillWait: (snapshot) => runBackfill(client, config, snapshot.environment!.split('/')[0]),
     }),
     worker.stopped.then(() => Promise.reject(new Error('the worker stopped before the pipeline ended'))),
   ]);
@@ -127,6 +132,14 @@ async function startWorker(address: string, config: DbChangeConfig): Promise<{ s
     await running.finally(close);
   });
   return { stopped: running };
+}
+
+/** Seed 000 replayed: the foreign key waits on this environment until the runners' backfill finished there. */
+async function runBackfill(client: Client, config: DbChangeConfig, environment: string): Promise<void> {
+  const workflowId = await startBackfill(client, config, { name: BACKFILL, environment, requestedBy: REQUESTED_BY, taskQueue: taskQueue() });
+  say(`backfill: ${REQUESTED_BY} started ${workflowId}`);
+  const final = (await client.workflow.getHandle(workflowId).result()) as BackfillStatus;
+  for (const line of describeBackfillStatus(final)) say(`backfill: ${line}`);
 }
 
 async function approveInChat(address: string, workflowId: string): Promise<void> {

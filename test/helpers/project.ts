@@ -11,6 +11,8 @@ export interface ProjectSpec {
   environments: { name: string; qa?: string; approvalRoles?: string[]; approvalTimeout?: string; databases?: string[] }[];
   /** file name → file text */
   migrations: Record<string, string>;
+  /** Backfill files (file name → text), written to db/backfills, which dbchange.yaml then names. */
+  backfills?: Record<string, string>;
   approvers?: Record<string, string[]>;
   /** Lines of YAML written as they are after the approvers (e.g. approver keys, approvals:, gateways:); replaces `approvers`. */
   approversYaml?: string[];
@@ -72,6 +74,7 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
   const yaml = [
     'migrations:',
     '  postDeploy: db/post_migrate',
+    ...(spec.backfills ? ['  backfills: db/backfills'] : []),
     ...(spec.outOfOrder ? [`  outOfOrder: ${spec.outOfOrder}`] : []),
     'environments:',
     ...spec.environments.flatMap((environment) => [
@@ -98,6 +101,10 @@ export async function createProject(prefix: string, spec: ProjectSpec): Promise<
   const configPath = join(dir, 'dbchange.yaml');
   writeFileSync(configPath, `${yaml}\n`);
   for (const [fileName, text] of Object.entries(spec.migrations)) writeFileSync(join(migrationsDir, fileName), text);
+  if (spec.backfills) {
+    mkdirSync(join(dir, 'db/backfills'), { recursive: true });
+    for (const [fileName, text] of Object.entries(spec.backfills)) writeFileSync(join(dir, 'db/backfills', fileName), text);
+  }
   if (spec.appQueries) writeFileSync(join(dir, 'app-queries.sql'), spec.appQueries);
 
   const reload = () => parseConfig(yaml, configPath, {}, dir);

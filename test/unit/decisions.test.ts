@@ -104,14 +104,14 @@ describe('checkResolutionPayload', () => {
     });
   });
 
-  it('offers exactly retry, mark-complete, rollback and abort', () => {
-    expect(RESOLVE_ACTIONS).toEqual(['retry', 'mark-complete', 'rollback', 'abort']);
+  it('offers exactly retry, mark-complete, rollback, abort and skip-batch (backfills)', () => {
+    expect(RESOLVE_ACTIONS).toEqual(['retry', 'mark-complete', 'rollback', 'abort', 'skip-batch']);
   });
 
   it('refuses an unknown action and lists the allowed ones', () => {
     expect(checkResolutionPayload({ user: 'alice', action: 'skip' })).toEqual({
       ok: false,
-      error: '"action" must be one of retry, mark-complete, rollback, abort; got "skip"',
+      error: '"action" must be one of retry, mark-complete, rollback, abort, skip-batch; got "skip"',
     });
   });
 

@@ -171,7 +171,7 @@ describe('parseMigrationSource', () => {
       'line 2: -- dbchange:statement-timeout: expected a duration above 0 such as 30m or 2h, got "forever"',
     );
     expect(errorOf(() => parseMigrationSource(FILE, '-- migrate:up\nSELECT 1;\n-- dbchange:timeout 2h')).problem).toBe(
-      'line 3: -- dbchange:timeout: unknown directive; known: dbchange:statement-timeout, dbchange:databases',
+      'line 3: -- dbchange:timeout: unknown directive; known: dbchange:statement-timeout, dbchange:databases, dbchange:requires-backfill',
     );
   });
 

@@ -1,5 +1,7 @@
--- A NOT VALID key is still enforced on every new write, so it comes only after the backfill (seed 000);
--- it skips the scan of existing rows, which the next migration validates without blocking writes.
+-- A NOT VALID key is still enforced on every new write, so it comes only after the backfill (seed 000):
+-- the pipeline waits until backfill_ci_runners_e59bb2812d finished on the environment before adding it.
+-- It skips the scan of existing rows, which the next migration validates without blocking writes.
+-- dbchange:requires-backfill backfill_ci_runners_e59bb2812d
 -- migrate:up
 ALTER TABLE ci_runner_machines
   ADD CONSTRAINT fk_rails_3f92913d27 FOREIGN KEY (runner_id)

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackfill } from '../../cli/backfill-client';
+import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import type { BackfillStatus } from '../../core/backfill-status';
+import type { PipelineStatus } from '../../core/pipeline';
+import { query } from '../helpers/postgres';
+import { createProject, migration, type TestProject } from '../helpers/project';
+import { createStack, eventually, replayWorkflows, type Stack } from '../helpers/stack';
+
+// Seed 000 in small: machines point at runners; the new runners_copy table is filled by a backfill, and the foreign
+// key to it may only be added once the backfill finished.
+const SCHEMA = [
+  'CREATE TABLE runners (id bigint PRIMARY KEY)',
+  'CREATE TABLE runners_copy (id bigint PRIMARY KEY)',
+  'CREATE TABLE machines (id bigserial PRIMARY KEY, runner_id bigint NOT NULL)',
+  'INSERT INTO runners SELECT generate_series(1, 400)',
+  'INSERT INTO machines (runner_id) SELECT generate_series(1, 400)',
+];
+const BACKFILL = [
+  'table: runners',
+  'key: id',
+  'batch: INSERT INTO runners_copy (id) SELECT id FROM runners WHERE id >= :start AND id < :end ON CONFLICT DO NOTHING',
+  'maxBatchSize: 50',
+].join('\n');
+const ADD_FK = 'ALTER TABLE machines ADD CONSTRAINT fk_machines_runner FOREIGN KEY (runner_id) REFERENCES runners_copy (id) NOT VALID;';
+
+describe('a migration that requires a backfill', () => {
+  let stack: Stack;
+  let waiting: TestProject;
+  let unguarded: TestProject;
+
+  beforeAll(async () => {
+    stack = await createStack();
+    waiting = await createProject('requiresbf', {
+      environments: [{ name: 'rbstaging' }],
+      migrations: { '20241106120000_add_fk_machines_runner.sql': `-- dbchange:requires-backfill backfill_runners\n${migration(ADD_FK)}` },
+      backfills: { '20241104120000_backfill_runners.yaml': BACKFILL },
+    });
+    unguarded = await createProject('orphansbf', {
+      environments: [{ name: 'obstaging' }],
+      migrations: { '20241106120000_add_fk_machines_runner.sql': migration(ADD_FK) },
+      backfills: { '20241104120000_backfill_runners.yaml': BACKFILL },
+    });
+    for (const url of [waiting.urls.rbstaging, unguarded.urls.obstaging]) for (const sql of SCHEMA) await query(url, sql);
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await waiting?.cleanup();
+    await unguarded?.cleanup();
+  });
+
+  it('waits until the backfill finished on that environment, wakes when it does, then applies cleanly', { timeout: 120_000 }, async () => {
+    const taskQueue = stack.newTaskQueue();
+    await stack.startWorker(waiting.config, taskQueue);
+    const pipeline = await startPipeline(stack.client, waiting.config, { requestedBy: 'dave', taskQueue });
+    const waitingStatus = await eventually(async () => {
+      const found = await pipelineStatus(stack.client, pipeline.workflowId);
+      return found.stage === 'waiting-backfill' && found;
+    }, 'the pipeline to wait for the backfill');
+    expect(waitingStatus.waitingFor).toContain('20241106120000_add_fk_machines_runner.sql waits for backfill backfill_runners on rbstaging, not started (start it with `dbchange backfill start backfill_runners --env rbstaging`)');
+    expect(await query(waiting.urls.rbstaging, "SELECT count(*) AS added FROM pg_constraint WHERE conname = 'fk_machines_runner'")).toEqual([{ added: '0' }]);
+
+    // Long enough for the fallback timer to slow to 8 s: the pipeline must go on at the backfill's signal, not the timer.
+    await new Promise((resolve) => setTimeout(resolve, 8_000));
+    const backfillId = await startBackfill(stack.client, waiting.config, { name: 'backfill_runners', environment: 'rbstaging', requestedBy: 'dave', taskQueue });
+    const backfill = await stack.client.workflow.getHandle(backfillId).result() as BackfillStatus;
+    const backfillDone = Date.now();
+    expect(backfill.state).toBe('finished');
+
+    const final = await pipeline.result() as PipelineStatus;
+    const wokeAfterMs = Date.now() - backfillDone;
+    expect(final.stage).toBe('complete');
+    expect(wokeAfterMs).toBeLessThan(5_000);
+    expect(await query(waiting.urls.rbstaging, "SELECT convalidated FROM pg_constraint WHERE conname = 'fk_machines_runner'")).toEqual([{ convalidated: false }]);
+    // Writes keep working: every runner a machine may name is in the copy.
+    await query(waiting.urls.rbstaging, 'INSERT INTO machines (runner_id) VALUES (400)');
+    expect(await replayWorkflows(stack, [pipeline.workflowId])).toBeGreaterThanOrEqual(1);
+  });
+
+  it('without the header, the orphan precheck blocks and names the backfill that would fix it', { timeout: 60_000 }, async () => {
+    const taskQueue = stack.newTaskQueue();
+    await stack.startWorker(unguarded.config, taskQueue);
+    const pipeline = await startPipeline(stack.client, unguarded.config, { requestedBy: 'dave', taskQueue });
+    const blocked = await eventually(async () => {
+      const found = await pipelineStatus(stack.client, pipeline.workflowId);
+      return found.stage === 'blocked' && found;
+    }, 'the orphan precheck to block');
+    expect(blocked.waitingFor).toContain('400 rows of machines point at 400 missing runners_copy rows');
+    expect(blocked.waitingFor).toContain('backfill backfill_runners does (`dbchange backfill start backfill_runners --env ENVIRONMENT`), and `-- dbchange:requires-backfill backfill_runners` makes this migration wait for it');
+    await sendDecision(stack.client, pipeline.workflowId, 'resolve', { user: 'alice', action: 'abort' });
+  });
+});

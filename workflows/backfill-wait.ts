@@ -1,0 +1,57 @@
+// `-- dbchange:requires-backfill NAME`: a migration runs on a database only once that backfill finished there. The
+// pipeline waits (it does not block): the backfill is progress, not a failure. It looks again when a backfill
+// signals that it finished, or after a fallback timer that slows down to BACKOFF_CEILING_MS; a person may abort.
+import { condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { DbChangeActivities } from '../activities';
+import type { BackfillWait } from '../activities/backfills';
+import { backfillFinished } from './messages';
+import { CHECK_ACTIONS, endAborted, resolvable, type PipelineRun } from './pipeline-desk';
+
+const { backfillsFinishedOn } = proxyActivities<DbChangeActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: ['ConfigError', 'InvalidBackfill'] },
+});
+
+const BACKOFF_CEILING_MS = 10 * 60_000;
+
+/** Counts the `backfillFinished` signals, so a wait wakes on one that came while it looked. */
+export class BackfillWakeups {
+  private count = 0;
+
+  install(): void {
+    setHandler(backfillFinished, () => void this.count++);
+  }
+
+  get seen(): number {
+    return this.count;
+  }
+}
+
+/** Returns once every backfill `names` lists finished on `target`'s environment; `show` says where each stands. */
+export async function waitForBackfills(run: PipelineRun, wakeups: BackfillWakeups, target: string, names: string[], recheckMs: number, fileName: string): Promise<void> {
+  let intervalMs = recheckMs;
+  for (;;) {
+    const seen = wakeups.seen;
+    const waits = (await resolvable(run, target, CHECK_ACTIONS, () => backfillsFinishedOn({ target, names }))) ?? [];
+    const open = waits.filter((wait) => !wait.finished);
+    if (open.length === 0) return;
+    const message = `${fileName} waits for ${open.map(describeWait).join('; ')}`;
+    run.board.show('waiting-backfill', target, `${message}; to stop waiting: \`dbchange resolve ${workflowInfo().workflowId} --as USER --action abort\``);
+    const offer = run.desk.offerStop(target);
+    try {
+      await condition(() => wakeups.seen !== seen || offer.decision() !== undefined, intervalMs);
+    } finally {
+      offer.withdraw();
+    }
+    const stop = offer.decision();
+    if (stop) await endAborted(run.board, target, stop, message);
+    intervalMs = Math.min(BACKOFF_CEILING_MS, intervalMs * 2);
+  }
+}
+
+function describeWait(wait: BackfillWait): string {
+  const start = `\`dbchange backfill start ${wait.name} --env ${wait.environment}\``;
+  if (wait.state === 'not-started') return `backfill ${wait.name} on ${wait.target}, not started (start it with ${start})`;
+  if (wait.state === 'cancelled' || wait.state === 'aborted') return `backfill ${wait.name} on ${wait.target}, ${wait.state} (start it again with ${start})`;
+  return `backfill ${wait.name} on ${wait.target}, ${wait.state}${wait.progress ? `: ${wait.progress}` : ''}`;
+}
