@@ -33,7 +33,7 @@ import { ChangeRequestError, type ChangeRequest, type ChangeStep, type CheckStep
 import { checkChangeRequestText } from '../core/change-request-file';
 import { requiredApprovals, stepSettings, type LockSettings } from '../core/change-steps';
 import { checkChangeTargets, stepDatabase } from '../core/change-targets';
-import { environmentOf } from '../core/targets';
+import { environmentOf, runsOn } from '../core/targets';
 import { ConfigError } from '../core/config';
 import { rehearseSteps, runCheckStep, runSqlStep, type CheckResult, type RehearsalReport, type SqlStepResult, type StepRun } from './change-steps';
 
@@ -157,7 +157,17 @@ export function createActivities(config: DbChangeConfig, pools = new DatabasePoo
     if (report.mismatches.length > 0) {
       throw ApplicationFailure.create({ type: PROMOTED_MIGRATION_CHANGED, nonRetryable: true, message: describePromotionMismatches(report.mismatches), details: report.mismatches });
     }
-    return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder, requiresBackfill }) => ({ version, name, fileName, checksum, transactional, ...(outOfOrder && { outOfOrder }), ...(requiresBackfill && { requiresBackfill }) }));
+    // A migration that this database only records as skipped (its `-- dbchange:databases` names others) waits for no backfill here.
+    const database = target.address === target.environment ? undefined : target.database;
+    return report.pending.map(({ version, name, fileName, checksum, transactional, outOfOrder, requiresBackfill, databases }) => ({
+      version,
+      name,
+      fileName,
+      checksum,
+      transactional,
+      ...(outOfOrder && { outOfOrder }),
+      ...(requiresBackfill && runsOn(databases, database) && { requiresBackfill }),
+    }));
   };
 
   return {

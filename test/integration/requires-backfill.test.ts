@@ -28,6 +28,7 @@ describe('a migration that requires a backfill', () => {
   let stack: Stack;
   let waiting: TestProject;
   let unguarded: TestProject;
+  let decomposed: TestProject;
 
   beforeAll(async () => {
     stack = await createStack();
@@ -41,12 +42,19 @@ describe('a migration that requires a backfill', () => {
       migrations: { '20241106120000_add_fk_machines_runner.sql': migration(ADD_FK) },
       backfills: { '20241104120000_backfill_runners.yaml': BACKFILL },
     });
-    for (const url of [waiting.urls.rbstaging, unguarded.urls.obstaging]) for (const sql of SCHEMA) await query(url, sql);
+    // The runner tables live in ci only: the migration says so, and so does the backfill.
+    decomposed = await createProject('decomposedbf', {
+      environments: [{ name: 'dbstaging', databases: ['main', 'ci'] }],
+      migrations: { '20241106120000_add_fk_machines_runner.sql': `-- dbchange:requires-backfill backfill_runners\n-- dbchange:databases ci\n${migration(ADD_FK)}` },
+      backfills: { '20241104120000_backfill_runners.yaml': `${BACKFILL}\ndatabase: ci` },
+    });
+    for (const url of [waiting.urls.rbstaging, unguarded.urls.obstaging, decomposed.urls['dbstaging/ci']]) for (const sql of SCHEMA) await query(url, sql);
   });
   afterAll(async () => {
     await stack?.close();
     await waiting?.cleanup();
     await unguarded?.cleanup();
+    await decomposed?.cleanup();
   });
 
   it('waits until the backfill finished on that environment, wakes when it does, then applies cleanly', { timeout: 120_000 }, async () => {
@@ -88,5 +96,26 @@ describe('a migration that requires a backfill', () => {
     expect(blocked.waitingFor).toContain('400 rows of machines point at 400 missing runners_copy rows');
     expect(blocked.waitingFor).toContain('backfill backfill_runners does (`dbchange backfill start backfill_runners --env ENVIRONMENT`), and `-- dbchange:requires-backfill backfill_runners` makes this migration wait for it');
     await sendDecision(stack.client, pipeline.workflowId, 'resolve', { user: 'alice', action: 'abort' });
+  });
+
+  it('on a database the migration skips, records it skipped without waiting; on its own database it waits', { timeout: 120_000 }, async () => {
+    const taskQueue = stack.newTaskQueue();
+    await stack.startWorker(decomposed.config, taskQueue);
+    const pipeline = await startPipeline(stack.client, decomposed.config, { requestedBy: 'dave', taskQueue });
+    const waitingStatus = await eventually(async () => {
+      const found = await pipelineStatus(stack.client, pipeline.workflowId);
+      return found.stage === 'waiting-backfill' && found;
+    }, 'the pipeline to wait for the backfill on ci');
+    expect(waitingStatus.waitingFor).toContain('20241106120000_add_fk_machines_runner.sql waits for backfill backfill_runners on dbstaging/ci');
+    // main went first and did not wait: it holds the version, recorded as skipped.
+    expect(await query(decomposed.urls['dbstaging/main'], 'SELECT version FROM schema_migrations')).toEqual([{ version: '20241106120000' }]);
+
+    await startBackfill(stack.client, decomposed.config, { name: 'backfill_runners', environment: 'dbstaging', requestedBy: 'dave', taskQueue });
+    const final = (await pipeline.result()) as PipelineStatus;
+    expect(final.stage).toBe('complete');
+    expect(final.results[0].databases?.map((database) => [database.database, database.migrations.map((outcome) => outcome.outcome)])).toEqual([
+      ['main', ['skipped']],
+      ['ci', ['applied']],
+    ]);
   });
 });
