@@ -42,7 +42,10 @@ export async function applyPlan(run: PipelineRun, environment: string, pending: 
   while (next < pending.length) {
     if (next > 0 && runIsFull()) return 'hand-over';
     const required = pending[next].requiresBackfill;
-    if (required && run.backfills) await waitForBackfills(run, run.backfills.wakeups, environment, required, run.backfills.recheckMs, pending[next].fileName);
+    if (required && run.backfills) {
+      const wait = { target: environment, names: required, recheckMs: run.backfills.recheckMs, fileName: pending[next].fileName };
+      if ((await waitForBackfills(run, run.backfills.wakeups, wait, runIsFull)) === 'hand-over') return 'hand-over';
+    }
     // A batch ends before the next migration that waits for a backfill: that one waits on its own.
     const waiter = pending.findIndex((migration, index) => index > next && migration.requiresBackfill);
     next += await applyNextBatch(run, environment, pending.slice(next, waiter < 0 ? undefined : waiter), before + next, before + pending.length);

@@ -27,14 +27,24 @@ export class BackfillWakeups {
   }
 }
 
-/** Returns once every backfill `names` lists finished on `target`'s environment; `show` says where each stands. */
-export async function waitForBackfills(run: PipelineRun, wakeups: BackfillWakeups, target: string, names: string[], recheckMs: number, fileName: string): Promise<void> {
-  let intervalMs = recheckMs;
+/**
+ * Returns 'finished' once every backfill `names` lists finished on `target`'s environment; the status says where
+ * each stands meanwhile. A wait can last days: it returns 'hand-over' when `runIsFull` says this run should continue
+ * as new, and the next run lists the database again and goes on waiting.
+ */
+export async function waitForBackfills(
+  run: PipelineRun,
+  wakeups: BackfillWakeups,
+  wait: { target: string; names: string[]; recheckMs: number; fileName: string },
+  runIsFull: () => boolean,
+): Promise<'finished' | 'hand-over'> {
+  const { target, names, fileName } = wait;
+  let intervalMs = wait.recheckMs;
   for (;;) {
     const seen = wakeups.seen;
     const waits = (await resolvable(run, target, CHECK_ACTIONS, () => backfillsFinishedOn({ target, names }))) ?? [];
     const open = waits.filter((wait) => !wait.finished);
-    if (open.length === 0) return;
+    if (open.length === 0) return 'finished';
     const message = `${fileName} waits for ${open.map(describeWait).join('; ')}`;
     run.board.show('waiting-backfill', target, `${message}; to stop waiting: \`dbchange resolve ${workflowInfo().workflowId} --as USER --action abort\``);
     const offer = run.desk.offerStop(target);
@@ -45,6 +55,7 @@ export async function waitForBackfills(run: PipelineRun, wakeups: BackfillWakeup
     }
     const stop = offer.decision();
     if (stop) await endAborted(run.board, target, stop, message);
+    if (runIsFull()) return 'hand-over';
     intervalMs = Math.min(BACKOFF_CEILING_MS, intervalMs * 2);
   }
 }

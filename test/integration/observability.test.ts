@@ -2,7 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackfill } from '../../cli/backfill-client';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import type { BackfillStatus } from '../../core/backfill-status';
 import { METRIC } from '../../core/metric-names';
 import type { PipelineStatus } from '../../core/pipeline';
 import { assertBuilt, startWorkerProcess, stopWorkerProcesses, type CliTarget, type WorkerProcess } from '../helpers/processes';
@@ -155,6 +157,37 @@ describe('worker metrics and logs', () => {
       await stopWorkerProcesses([fleetWorker]);
       webhook.close();
       await fleet.cleanup();
+    }
+  });
+
+  it('counts the rows a backfill changed and shows its progress, tagged with its environment and name', { timeout: 90_000 }, async () => {
+    const backfillProject = await createProject('obsbf', {
+      environments: [{ name: 'obs-backfill' }],
+      migrations: {},
+      backfills: {
+        '20241001000000_fill_notes.yaml': ['table: obs_notes', 'key: id', "batch: UPDATE obs_notes SET note = 'filled' WHERE id >= :start AND id < :end", 'maxBatchSize: 40', ''].join('\n'),
+      },
+    });
+    const url = backfillProject.urls['obs-backfill'];
+    await query(url, 'CREATE TABLE obs_notes (id bigint PRIMARY KEY, note text)');
+    await query(url, 'INSERT INTO obs_notes (id) SELECT generate_series(1, 300)');
+    const port = await freePort(20_000 + Math.floor(Math.random() * 20_000));
+    const backfillTarget = { address: stack.address, taskQueue: stack.newTaskQueue(), configPath: backfillProject.configPath };
+    const backfillWorker = await startWorkerProcess(backfillTarget, { args: ['--metrics-address', `127.0.0.1:${port}`] });
+    try {
+      const workflowId = await startBackfill(stack.client, backfillProject.config, { name: 'fill_notes', environment: 'obs-backfill', requestedBy: 'dave', taskQueue: backfillTarget.taskQueue });
+      expect(((await stack.client.workflow.getHandle(workflowId).result()) as BackfillStatus).state).toBe('finished');
+      const tags = { environment: 'obs-backfill', backfill: 'fill_notes' };
+      const text = await eventually(async () => {
+        const scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return sample(scraped, METRIC.backfillProgress, tags) === 100 && scraped;
+      }, 'the backfill at 100 % in the metrics');
+      const [{ filled }] = await query<{ filled: number }>(url, "SELECT count(*)::int AS filled FROM obs_notes WHERE note = 'filled'");
+      expect(filled).toBe(300);
+      expect(sample(text, METRIC.backfillRows, tags)).toBe(filled);
+    } finally {
+      await stopWorkerProcesses([backfillWorker]);
+      await backfillProject.cleanup();
     }
   });
 

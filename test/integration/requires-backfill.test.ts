@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackfill } from '../../cli/backfill-client';
 import { pipelineStatus, sendDecision, startPipeline } from '../../cli/pipeline-client';
+import { backfillFinished } from '../../workflows/messages';
 import type { BackfillStatus } from '../../core/backfill-status';
 import type { PipelineStatus } from '../../core/pipeline';
 import { query } from '../helpers/postgres';
@@ -29,6 +30,7 @@ describe('a migration that requires a backfill', () => {
   let waiting: TestProject;
   let unguarded: TestProject;
   let decomposed: TestProject;
+  let longWait: TestProject;
 
   beforeAll(async () => {
     stack = await createStack();
@@ -48,13 +50,19 @@ describe('a migration that requires a backfill', () => {
       migrations: { '20241106120000_add_fk_machines_runner.sql': `-- dbchange:requires-backfill backfill_runners\n-- dbchange:databases ci\n${migration(ADD_FK)}` },
       backfills: { '20241104120000_backfill_runners.yaml': `${BACKFILL}\ndatabase: ci` },
     });
-    for (const url of [waiting.urls.rbstaging, unguarded.urls.obstaging, decomposed.urls['dbstaging/ci']]) for (const sql of SCHEMA) await query(url, sql);
+    longWait = await createProject('longwaitbf', {
+      environments: [{ name: 'lwstaging' }],
+      migrations: { '20241106120000_add_fk_machines_runner.sql': `-- dbchange:requires-backfill backfill_runners\n${migration(ADD_FK)}` },
+      backfills: { '20241104120000_backfill_runners.yaml': BACKFILL },
+    });
+    for (const url of [waiting.urls.rbstaging, unguarded.urls.obstaging, decomposed.urls['dbstaging/ci'], longWait.urls.lwstaging]) for (const sql of SCHEMA) await query(url, sql);
   });
   afterAll(async () => {
     await stack?.close();
     await waiting?.cleanup();
     await unguarded?.cleanup();
     await decomposed?.cleanup();
+    await longWait?.cleanup();
   });
 
   it('waits until the backfill finished on that environment, wakes when it does, then applies cleanly', { timeout: 120_000 }, async () => {
@@ -117,5 +125,31 @@ describe('a migration that requires a backfill', () => {
       ['main', ['skipped']],
       ['ci', ['applied']],
     ]);
+  });
+
+  it('hands a long wait over to a new run before its history fills up, and goes on there when the backfill finishes', { timeout: 180_000 }, async () => {
+    const taskQueue = stack.newTaskQueue();
+    await stack.startWorker(longWait.config, taskQueue);
+    const pipeline = await startPipeline(stack.client, longWait.config, { requestedBy: 'dave', taskQueue });
+    await eventually(async () => (await pipelineStatus(stack.client, pipeline.workflowId)).stage === 'waiting-backfill', 'the pipeline to wait for the backfill');
+    const firstRunId = (await pipeline.describe()).runId;
+    // Each wake-up looks again (an activity, a timer and their workflow tasks): a signal about another backfill is one.
+    let signals = 0;
+    while ((await stack.client.workflow.getHandle(pipeline.workflowId).describe()).runId === firstRunId) {
+      expect(signals, 'signals sent before the run handed over').toBeLessThan(600);
+      await stack.client.workflow.getHandle(pipeline.workflowId).signal(backfillFinished, { target: 'lwstaging', name: 'another_backfill' });
+      signals++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const firstRun = await stack.client.workflow.getHandle(pipeline.workflowId, firstRunId).describe();
+    expect(firstRun.status.name).toBe('CONTINUED_AS_NEW');
+    expect(firstRun.historyLength).toBeLessThan(1_200);
+    await eventually(async () => (await pipelineStatus(stack.client, pipeline.workflowId)).stage === 'waiting-backfill', 'the new run to wait again');
+
+    await startBackfill(stack.client, longWait.config, { name: 'backfill_runners', environment: 'lwstaging', requestedBy: 'dave', taskQueue });
+    const final = (await stack.client.workflow.getHandle(pipeline.workflowId).result()) as PipelineStatus;
+    expect(final.stage).toBe('complete');
+    expect(await query(longWait.urls.lwstaging, "SELECT count(*)::int AS added FROM pg_constraint WHERE conname = 'fk_machines_runner'")).toEqual([{ added: 1 }]);
+    console.info(`requires-backfill: the wait handed over after ${signals} wake-ups, at ${firstRun.historyLength} events`);
   });
 });
