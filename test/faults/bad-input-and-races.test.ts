@@ -56,7 +56,7 @@ describe('faults from outside: bad messages and inputs, racing starts, a lost da
       { kind: 'approve', payload: { role: 'release-manager' }, user: '(missing)', reason: '"user" is required' },
       { kind: 'approve', payload: { user: 'alice', role: ['release-manager'] }, user: 'alice', reason: '"role" must be a string' },
       { kind: 'reject', payload: { user: 'alice' }, user: 'alice', reason: '"reason" is required' },
-      { kind: 'resolve', payload: { user: 'alice', action: 'explode' }, user: 'alice', reason: '"action" must be one of retry, mark-complete, rollback, abort; got "explode"' },
+      { kind: 'resolve', payload: { user: 'alice', action: 'explode' }, user: 'alice', reason: '"action" must be one of retry, mark-complete, rollback, abort, skip-batch; got "explode"' },
       { kind: 'resolve', payload: { action: 'retry' }, user: '(missing)', reason: '"user" is required' },
     ];
     for (const attempt of recorded) {
@@ -128,7 +128,7 @@ describe('faults from outside: bad messages and inputs, racing starts, a lost da
       ['approve', '(missing)', false, '"user" is required'],
       ['approve', 'x'.repeat(100), false, '"user" is longer than 2000 characters'],
       ['reject', 'alice', false, '"reason" is longer than 2000 characters'],
-      ['resolve', 'alice', false, '"action" must be one of retry, mark-complete, rollback, abort; got "explode"'],
+      ['resolve', 'alice', false, '"action" must be one of retry, mark-complete, rollback, abort, skip-batch; got "explode"'],
       ['approve', '(missing)', false, 'expected a JSON object with user, role, comment, checksum'],
     ]);
     // The 1 MB strings are refused, never copied into the status that every query and the UI return.
@@ -154,7 +154,7 @@ describe('faults from outside: bad messages and inputs, racing starts, a lost da
 
     const unknownAction = await runCli(target, ['resolve', handle.workflowId, '--as', 'alice', '--action', 'explode']);
     expect(unknownAction.code).toBe(EXIT.refused);
-    expect(unknownAction.stderr).toBe('dbchange: --action must be one of retry, mark-complete, rollback, abort; got "explode"\n');
+    expect(unknownAction.stderr).toBe('dbchange: --action must be one of retry, mark-complete, rollback, abort, skip-batch; got "explode"\n');
 
     const badConfig = join(project.dir, 'broken.yaml');
     writeFileSync(
