@@ -114,11 +114,13 @@ describe('backfill faults', () => {
     const workflowId = await startBackfill(stack.client, project.config, { name: 'slow_rows', environment: 'bfpause', requestedBy: 'dave', taskQueue });
     await eventually(() => batchInFlight(project.urls.bfpause), 'the first batch to run', 30_000, 50);
     expect(await controlBackfill(stack.client, 'bfpause', 'slow_rows', 'pause', { user: 'alice' })).toMatchObject({ accepted: true });
-    // The batch in flight finishes and is recorded; nothing starts after it.
+    // The batch in flight finishes and is recorded (in the ledger, then in the workflow's status); nothing starts after it.
+    const ledgerBatches = async () => (await query<{ batches: number }>(project.urls.bfpause, "SELECT count(*)::int AS batches FROM dbchange_backfill_batches WHERE backfill = 'slow_rows'"))[0].batches;
     const paused = await eventually(async () => {
       const status = await readBackfillStatus(stack.client, 'bfpause', 'slow_rows');
-      return status.paused?.by === 'person' && !(await batchInFlight(project.urls.bfpause)) && status;
-    }, 'the pause to take effect', 30_000, 100);
+      const settled = status.paused?.by === 'person' && !(await batchInFlight(project.urls.bfpause)) && status.progress?.batchesDone === (await ledgerBatches());
+      return settled && status;
+    }, 'the pause to take effect and the batch in flight to be recorded', 30_000, 100);
     const batchesAtPause = paused.progress!.batchesDone;
     expect(batchesAtPause).toBeGreaterThanOrEqual(1);
     const ledgerAtPause = await query(project.urls.bfpause, "SELECT count(*)::int AS batches FROM dbchange_backfill_batches WHERE backfill = 'slow_rows'");
