@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import { APP_CLIENTS, startAppTraffic } from './lib/app-traffic';
 import { readBackfillStatus, startBackfill } from '../cli/backfill-client';
 import type { BackfillStatus } from '../core/backfill-status';
 import { parseConfig } from '../core/config';
@@ -13,7 +13,6 @@ import type { BenchSettings } from './lib/settings';
 import { percentile, round } from './lib/stats';
 import type { BenchServers, BenchTemporal } from './lib/temporal';
 
-const APP_CLIENTS = 8;
 const LOOP_BATCH = 1_000;
 const LOOP_DELAY_MS = 20;
 const TARGET_BATCH = '200ms';
@@ -24,10 +23,6 @@ const CHANGE = 'normalized = upper(payload)';
 const METHODS = ['single UPDATE', `fixed batches (${LOOP_BATCH} rows, ${LOOP_DELAY_MS} ms delay)`, 'dbchange backfill'] as const;
 type Method = (typeof METHODS)[number];
 
-interface Sample {
-  start: number;
-  end: number;
-}
 
 interface Run {
   method: Method;
@@ -104,7 +99,10 @@ async function measure(method: Method, settings: BenchSettings, temporal: BenchT
   try {
     console.error(`backfill: ${method}: creating ${settings.backfillRows.toLocaleString('en-US')} rows`);
     await createItems(database.url, settings.backfillRows);
-    const app = await startAppTraffic(database.url, settings.backfillRows);
+    const app = await startAppTraffic(database.url, (client, n, index) => {
+      const id = 1 + Math.floor(Math.random() * settings.backfillRows);
+      return (n + index) % 4 === 0 ? client.query('UPDATE items SET v = v + 1 WHERE id = $1', [id]) : client.query('SELECT v, payload FROM items WHERE id = $1', [id]);
+    });
     await sleep(1_000);
     const started = performance.now();
     const outcome = await change(method, database.url, temporal);
@@ -241,35 +239,6 @@ async function pauseTiming(url: string, window: { on: Date; off: Date; condition
   });
 }
 
-async function startAppTraffic(url: string, rows: number): Promise<{ stop(): Sample[]; done: Promise<void> }> {
-  const clients = await Promise.all(
-    Array.from({ length: APP_CLIENTS }, async () => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      return client;
-    }),
-  );
-  const samples: Sample[] = [];
-  let running = true;
-  const loops = clients.map(async (client, index) => {
-    for (let n = 0; running; n++) {
-      const id = 1 + Math.floor(Math.random() * rows);
-      const start = performance.now();
-      if ((n + index) % 4 === 0) await client.query('UPDATE items SET v = v + 1 WHERE id = $1', [id]);
-      else await client.query('SELECT v, payload FROM items WHERE id = $1', [id]);
-      samples.push({ start, end: performance.now() });
-      await sleep(2);
-    }
-    await client.end();
-  });
-  return {
-    stop() {
-      running = false;
-      return samples;
-    },
-    done: Promise.all(loops).then(() => undefined),
-  };
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

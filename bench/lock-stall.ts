@@ -1,6 +1,7 @@
 // Lock stall: 8 clients on a hot table, a transaction holding a conflicting lock, one DDL applied four ways.
 import { spawn } from 'node:child_process';
 import pg from 'pg';
+import { APP_CLIENTS, startAppTraffic } from './lib/app-traffic';
 import { startPipeline } from '../cli/pipeline-client';
 import { createDatabase, migrationText, withClient, writeProject } from './lib/databases';
 import type { BenchResult } from './lib/result';
@@ -9,7 +10,6 @@ import { median, percentile, round } from './lib/stats';
 import type { BenchServers, BenchTemporal } from './lib/temporal';
 
 const LOCK_TIMEOUT_MS = 200;
-const APP_CLIENTS = 8;
 const DDL = 'ALTER TABLE hot ADD COLUMN note text';
 const FIXED_SLEEP_MS = 1_000;
 /** Starts the DDL this long after the blocker took its lock, so every method meets it. */
@@ -83,7 +83,9 @@ async function measure(method: Method, rep: number, settings: BenchSettings, tem
   const database = await createDatabase(settings.adminUrl, 'lock');
   try {
     await withClient(database.url, (client) => client.query('CREATE TABLE hot (id serial PRIMARY KEY, v int NOT NULL); INSERT INTO hot (v) SELECT g FROM generate_series(1, 10000) g'));
-    const app = await startAppTraffic(database.url);
+    const app = await startAppTraffic(database.url, (client, n, index) =>
+      (n + index) % 4 === 0 ? client.query('INSERT INTO hot (v) VALUES ($1)', [n]) : client.query('SELECT v FROM hot WHERE id = $1', [1 + ((n * 7919 + index) % 10_000)]),
+    );
     const blocker = new pg.Client({ connectionString: database.url });
     await blocker.connect();
     await blocker.query('BEGIN');
@@ -174,40 +176,7 @@ function runPsql(url: string, sql: string): Promise<void> {
   });
 }
 
-interface Sample {
-  start: number;
-  end: number;
-}
 
-/** Eight application clients, each running SELECT or INSERT back to back, every query timed. */
-async function startAppTraffic(url: string): Promise<{ stop(): Sample[]; done: Promise<void> }> {
-  const clients = await Promise.all(
-    Array.from({ length: APP_CLIENTS }, async () => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      return client;
-    }),
-  );
-  const samples: Sample[] = [];
-  let running = true;
-  const loops = clients.map(async (client, index) => {
-    for (let n = 0; running; n++) {
-      const start = performance.now();
-      if ((n + index) % 4 === 0) await client.query('INSERT INTO hot (v) VALUES ($1)', [n]);
-      else await client.query('SELECT v FROM hot WHERE id = $1', [1 + ((n * 7919 + index) % 10_000)]);
-      samples.push({ start, end: performance.now() });
-      await sleep(2);
-    }
-    await client.end();
-  });
-  return {
-    stop() {
-      running = false;
-      return samples;
-    },
-    done: Promise.all(loops).then(() => undefined),
-  };
-}
 
 /** Resolves with the moment the new column is visible to another session, i.e. the DDL committed. */
 async function waitForColumn(url: string): Promise<number> {
