@@ -4,7 +4,8 @@
 // recorded on the real stack by the release's own code; any command mismatch fails here with
 // DeterminismViolationError, and the fix is a patched() path in the workflow, never an edited fixture.
 //
-// The fixtures come from release d243937. To regenerate them from a release commit (scripts/record-histories.mjs
+// The fixtures come from releases d243937 (unprefixed) and 4d68693 (prefixed `4d68693-`: recorded into a scratch
+// folder and renamed). To regenerate them from a release commit (scripts/record-histories.mjs
 // has the same steps at its top):
 //   git worktree add /tmp/old-dbchange <release-commit>
 //   ln -s "$PWD/node_modules" /tmp/old-dbchange/node_modules; ln -s "$PWD/.tools" /tmp/old-dbchange/.tools
@@ -36,6 +37,9 @@ const FIXTURES: Record<string, string> = {
   // Seed 003 approved and applied on both environments, waiting in its 24h rollback window.
   'cr-rollback-window': 'change request in its rollback window',
 };
+// The same five states recorded again from 4d68693 (the release before backfills, the dashboard's fleetTargets query
+// and the backfill wait), whose workflows may be in flight when this code is deployed.
+for (const [name, what] of Object.entries({ ...FIXTURES })) FIXTURES[`4d68693-${name}`] = `${what}, release 4d68693`;
 
 describe('replay compatibility with histories of the previous release', () => {
   let workflowBundle: WorkflowBundle;
