@@ -1,4 +1,5 @@
 // The pipeline's migration activities: lint a plan at once, and apply it in batches (apply-batch.ts).
+import { whileHeartbeating } from './heartbeat';
 import { tablesFilledBy } from '../core/backfill';
 import { readBackfillDir } from '../core/backfill-file';
 import type { BackfillTable } from './prechecks';
@@ -40,7 +41,9 @@ export function createBatchActivities(
     /** Lints every pending file of a plan with one squawk run; advisory: a linter that cannot run is reported. */
     async lintPlan(input: { environment: string; migrations: { version: string; checksum: string }[] }): Promise<LintSummary> {
       const files = migrationsFor(input.migrations.map((ref) => ({ ...ref, environment: input.environment })));
-      const findings = await lintMigrationTexts(files.map((file) => ({ file: file.fileName, text: readFileSync(file.path, 'utf8') })), 'post-deploy').catch((error: Error) => [
+      // Heartbeats, so a worker killed mid-lint is noticed within the heartbeat timeout, not the 10-minute limit.
+      const texts = files.map((file) => ({ file: file.fileName, text: readFileSync(file.path, 'utf8') }));
+      const findings = await whileHeartbeating(() => lintMigrationTexts(texts, 'post-deploy')).catch((error: Error) => [
         { file: files[0]?.fileName ?? '', line: 1, column: 1, rule: 'lint-unavailable', message: error.message, fix: 'run `dbchange lint` where the worker runs', source: 'dbchange' as const },
       ]);
       const byRule: Record<string, number> = {};

@@ -18,7 +18,8 @@ const { applyMigrations, markMigrationComplete } = proxyActivities<DbChangeActiv
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: transientRetryPolicy(NON_RETRYABLE_ERRORS),
 });
-const { lintPlan } = proxyActivities<DbChangeActivities>({ startToCloseTimeout: '10m', retry: { maximumAttempts: 3 } });
+// A worker that dies mid-lint is noticed by its missing heartbeats; before, its lint held the pipeline for 10 minutes.
+const { lintPlan } = proxyActivities<DbChangeActivities>({ startToCloseTimeout: '10m', heartbeatTimeout: '30s', retry: { maximumAttempts: 3 } });
 
 /** Migrations offered to one batch; its time budget (apply-batch.ts) usually ends it sooner. */
 const BATCH_LIMIT = 100;
