@@ -2,7 +2,7 @@
 // after a lost acknowledgement (or a killed worker) finds its row and is never applied twice.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
-import { BACKFILL_FINISHED_SIGNAL, backfillWorkflowId, bindBatchSql, pauseReason, paceDelayMs, type BackfillSpec, type BackfillState, type KeyRange, type PauseReadings, type PauseReason } from '../core/backfill';
+import { BACKFILL_FINISHED_SIGNAL, backfillWorkflowId, batchKeys, bindBatchSql, pauseReason, paceDelayMs, type BackfillSpec, type BackfillState, type KeyRange, type PauseReadings, type PauseReason } from '../core/backfill';
 import { BackfillFileError, backfillDatabase, readBackfill, type BackfillFile } from '../core/backfill-file';
 import { ConfigError, type DatabaseTarget, type DbChangeConfig } from '../core/config';
 import { describeBackfillStatus, type BackfillStatus } from '../core/backfill-status';
@@ -10,7 +10,9 @@ import { PIPELINE_WORKFLOW_TYPE } from '../core/pipeline';
 import { environmentOf } from '../core/targets';
 import { classifyPgError, describeSqlState, type PgErrorFields } from '../core/pg-errors';
 import { quoteIdent } from '../core/sql-names';
+import { TRANSIENT_DATABASE_ERROR } from './apply-migration';
 import { whileHeartbeating } from './heartbeat';
+import { settleFailure } from './step-progress';
 import { withConnection, type DatabasePools } from './db';
 
 export const BACKFILLS_TABLE = 'dbchange_backfills';
@@ -176,11 +178,16 @@ export function createBackfillActivities(config: DbChangeConfig, pools: Database
           const fields = error as PgErrorFields;
           const kind = typeof fields?.message === 'string' ? classifyPgError(fields) : 'permanent';
           if (kind === 'statement-timeout') return { kind: 'timed-out', durationMs: Date.now() - started };
-          if (kind === 'transient' || error instanceof ApplicationFailure) throw error;
+          if (kind === 'transient') {
+            // Tried again, at most lockRetry.maxAttempts times in all, and each failed try is shown in the status.
+            const failure = ApplicationFailure.create({ type: TRANSIENT_DATABASE_ERROR, message: `${batchKeys(request)} of ${file.fileName}: ${sqlStateLabel(fields.code)}: ${fields.message}`, details: [{ start: request.start, end: request.end, sqlState: fields.code ?? null }] });
+            throw await settleFailure(batchKeys(request), failure, config.lockRetry.maxAttempts);
+          }
+          if (error instanceof ApplicationFailure) throw error;
           throw ApplicationFailure.create({
             type: BACKFILL_BATCH_FAILED,
             nonRetryable: true,
-            message: `batch of keys ${request.start}..${request.end - 1} of ${file.fileName} failed: ${describeSqlState(fields.code)}: ${fields.message}${fields.detail ? ` (${fields.detail})` : ''}`,
+            message: `${batchKeys(request)} of ${file.fileName} failed: ${sqlStateLabel(fields.code)}: ${fields.message}${fields.detail ? ` (${fields.detail})` : ''}`,
             details: [{ start: request.start, end: request.end, sqlState: fields.code ?? null }],
           });
         }
@@ -359,6 +366,12 @@ export async function readPauseConditions(pool: pg.Pool, file: Pick<BackfillSpec
       await client.query('ROLLBACK').catch(() => undefined);
     }
   });
+}
+
+/** `55P03 lock timeout`, `22012`: the SQLSTATE, and its name where it has one. */
+function sqlStateLabel(code: string | undefined): string {
+  const name = describeSqlState(code);
+  return code && name !== code ? `${code} ${name}` : name;
 }
 
 function statementTimeoutOf(file: Pick<BackfillSpec, 'targetBatchMs'>, config: DbChangeConfig): number {

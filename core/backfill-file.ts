@@ -22,13 +22,13 @@ const backfillSchema = z.strictObject({
   targetBatchDuration: durationText('500ms, 1s, 2s')
     .refine((text) => (parseDuration(text) ?? 1) > 0, 'must be above 0')
     .optional(),
-  maxRowsPerSecond: z.number().int().positive().optional(),
-  maxBatchSize: z.number().int().positive().optional(),
+  maxRowsPerSecond: z.number().int('a whole number of rows a second, e.g. 5000').positive('above 0, e.g. 5000 rows a second').optional(),
+  maxBatchSize: z.number().int('a whole number of keys, e.g. 1000').positive('above 0, e.g. 1000 keys').optional(),
   pauseWhen: z
     .strictObject({
       replicationLagOver: durationText('5s, 30s, 1m').optional(),
       autovacuumOnTable: z.boolean().optional(),
-      lockWaitersOver: z.number().int().min(0).optional(),
+      lockWaitersOver: z.number().int('a whole number of sessions, e.g. 0').min(0, '0 or more sessions').optional(),
       query: z.string().min(1, 'a query that returns one boolean, true to pause').optional(),
     })
     .optional(),

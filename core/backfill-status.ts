@@ -2,6 +2,7 @@
 import { describeProgress, reportProgress, type BackfillProgress, type BackfillState, type PauseReason, type ProgressReport } from './backfill';
 import type { DecisionRecord, ResolveAction } from './decisions';
 import { formatDuration } from './duration';
+import { describeRetry, type RetryNotice } from './step-retries';
 
 /** Decisions kept in the carried status: the full record of every batch is each database's ledger. */
 export const KEPT_DECISIONS = 50;
@@ -39,6 +40,8 @@ export interface BackfillStatus {
   batchSize?: number;
   /** Why it is paused now: a condition (which and its value) or a person. */
   paused?: { by: 'condition'; condition: PauseReason['condition']; value: string; text: string; since: string } | { by: 'person'; user: string; since: string };
+  /** The running batch's last failed try (a transient error), while it waits for its next. */
+  retry?: RetryNotice;
   /** A batch that failed with a non-transient error, waiting for `resolve`. */
   blocked?: { start: number; end: number; error: string; actions: readonly ResolveAction[] };
   decisions: DecisionRecord[];
@@ -59,6 +62,7 @@ export function describeBackfillStatus(status: BackfillStatus, progress?: Backfi
   else if (status.progress) lines.push(`${status.progress.percent}% · ${status.progress.rowsDone.toLocaleString('en-US')} rows · ${status.progress.rowsPerSecond} rows/s${status.progress.etaMs ? ` · about ${formatDuration(status.progress.etaMs)} left` : ''}`);
   if (status.paused?.by === 'condition') lines.push(`paused since ${status.paused.since}: ${status.paused.text}`);
   if (status.paused?.by === 'person') lines.push(`paused by ${status.paused.user} since ${status.paused.since}; resume with \`dbchange backfill resume ${status.name} --env ${status.environment} --as USER\``);
+  if (status.retry) lines.push(describeRetry(status.retry));
   if (status.blocked) lines.push(`blocked on keys ${status.blocked.start}..${status.blocked.end - 1}: ${status.blocked.error} — run \`dbchange resolve ${status.workflowId} --as USER --action ${status.blocked.actions.join('|')}\``);
   if (status.batchSize !== undefined && !status.finishedAt) lines.push(`batch size ${status.batchSize} keys`);
   return lines;

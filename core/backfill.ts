@@ -173,3 +173,8 @@ function oneLine(text: string): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }
+
+/** How a batch is named in its failures and its retries: `batch of keys 141..160` (`end` is excluded). */
+export function batchKeys(batch: { start: number; end: number }): string {
+  return `batch of keys ${batch.start}..${batch.end - 1}`;
+}

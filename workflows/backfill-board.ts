@@ -4,6 +4,7 @@ import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { type BackfillProgress, type BackfillState, type PauseReason } from '../core/backfill';
 import { describeBackfillStatus, KEPT_DECISIONS, progressOf, type BackfillCarried, type BackfillInput, type BackfillStatus } from '../core/backfill-status';
 import type { DecisionRecord, ResolveAction } from '../core/decisions';
+import type { RetryNotice } from '../core/step-retries';
 import { KIND } from '../core/search-attributes';
 import { recordBackfillProgress } from './metrics';
 import { Visibility } from './visibility';
@@ -73,15 +74,29 @@ export class BackfillBoard {
     this.progress = { ...progress, cursor: end, rowsDone: progress.rowsDone + rows, batchesDone: progress.batchesDone + 1, workingMs: progress.workingMs + tookMs };
     this.batchSize = nextSize;
     this.state.paused = undefined;
+    this.state.retry = undefined;
     recordBackfillProgress(this.state.environment, this.state.name, rows, progressOf(this.progress)!.percent);
     this.show('running', `backfilling ${this.state.table}`);
+  }
+
+  /** The batch hit statement_timeout: the same keys are tried again in smaller batches. */
+  timedOut(nextSize: number): void {
+    this.batchSize = nextSize;
+    this.state.retry = undefined;
   }
 
   skipped(end: number): void {
     this.progress = { ...this.progress!, cursor: end };
   }
 
+  /** A try of the running batch failed with a transient error; the next try comes at `notice.nextTryAt`. */
+  retrying(notice: RetryNotice): void {
+    this.state.retry = notice;
+    this.show(this.state.state, this.state.summary);
+  }
+
   pausedByCondition(reason: PauseReason): void {
+    this.state.retry = undefined;
     if (this.state.paused?.by !== 'condition' || this.state.paused.condition !== reason.condition) {
       this.state.paused = { by: 'condition', condition: reason.condition, value: reason.value, text: reason.text, since: new Date().toISOString() };
     } else this.state.paused = { ...this.state.paused, value: reason.value, text: reason.text };
@@ -94,6 +109,7 @@ export class BackfillBoard {
   }
 
   blocked(start: number, end: number, error: string, actions: readonly ResolveAction[]): void {
+    this.state.retry = undefined;
     this.state.blocked = { start, end, error, actions };
     this.show('blocked', `blocked on keys ${start}..${end - 1}: ${error}`);
   }

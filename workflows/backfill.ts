@@ -4,13 +4,13 @@
 // batches. The run continues as new with a compact state, so its history stays short however long the table.
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { DbChangeActivities } from '../activities';
-import { INITIAL_BATCH_SIZE, clampSize, nextBatchSize, splitBatchSize } from '../core/backfill';
+import { INITIAL_BATCH_SIZE, batchKeys, clampSize, nextBatchSize, splitBatchSize } from '../core/backfill';
 import type { BackfillInput, BackfillStatus } from '../core/backfill-status';
 import { checkBackfillControlPayload, isApprover, unrecordableReason, type BackfillControl, type ResolveAction } from '../core/decisions';
 import { BackfillBoard } from './backfill-board';
 import { DecisionDesk } from './decision-desk';
-import { backfillStatus, cancelBackfill, pauseBackfill, resumeBackfill, type DecisionAnswer } from './messages';
-import { describeStepFailure } from './running-step';
+import { backfillStatus, cancelBackfill, pauseBackfill, resumeBackfill, stepProgress, type DecisionAnswer } from './messages';
+import { describeStepFailure, transientRetryPolicy } from './running-step';
 
 const NON_RETRYABLE_ERRORS = ['ConfigError', 'InvalidBackfill', 'BackfillFileChanged', 'BackfillBatchFailed'];
 const { planBackfill, skipBackfillBatch, recordBackfillState, wakePipelinesWaitingFor } = proxyActivities<DbChangeActivities>({
@@ -21,7 +21,8 @@ const { runBackfillBatch } = proxyActivities<DbChangeActivities>({
   // Bounded by the batch's statement_timeout and its pacing; the heartbeat notices a worker that died mid-batch.
   startToCloseTimeout: '1h',
   heartbeatTimeout: '5s',
-  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+  // The activity gives up after lockRetry.maxAttempts tries of a transient error, and the batch blocks.
+  retry: transientRetryPolicy(NON_RETRYABLE_ERRORS),
 });
 
 export const BATCH_ACTIONS: readonly ResolveAction[] = ['retry', 'skip-batch', 'abort'];
@@ -52,6 +53,12 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
   };
   if (plan.finished) return endAs('finished', `${spec.fileName} had already finished on ${plan.target}`);
 
+  // The running batch's failed tries, as its activity reports them; a late report about an earlier batch is dropped.
+  let runningBatch: string | undefined;
+  setHandler(stepProgress, (progress) => {
+    if (progress.retry && progress.step === runningBatch) board.retrying(progress.retry);
+  });
+
   let recheckMs = MIN_RECHECK_MS;
   for (;;) {
     const progress = board.progress!;
@@ -69,6 +76,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
     const start = progress.cursor;
     const end = Math.min(progress.range.end, start + board.batchSize);
     let result: Awaited<ReturnType<typeof runBackfillBatch>>;
+    runningBatch = batchKeys({ start, end });
     try {
       result = await runBackfillBatch.executeWithOptions({ summary: `${input.name}: keys ${start}..${end - 1} on ${plan.target}` }, [{ ...ref, checksum: spec.checksum, start, end, checkPause: true }]);
     } catch (error) {
@@ -94,7 +102,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
     }
     recheckMs = Math.max(MIN_RECHECK_MS, Math.min(MAX_RECHECK_MS, spec.targetBatchMs));
     if (result.kind === 'timed-out') {
-      board.batchSize = splitBatchSize(end - start);
+      board.timedOut(splitBatchSize(end - start));
       continue;
     }
     board.batchDone(result.rows, result.durationMs, end, nextBatchSize(end - start, result.durationMs, spec.targetBatchMs, spec.maxBatchSize));

@@ -52,6 +52,14 @@ const FAILING_BACKFILL = [
   'maxBatchSize: 20',
 ].join('\n');
 
+const PLAIN_BACKFILL = [
+  'table: bf_items',
+  'key: id',
+  'database: ci',
+  'batch: UPDATE bf_items SET touched = touched + 1 WHERE id >= :start AND id < :end',
+  'maxBatchSize: 50',
+].join('\n');
+
 describe('backfill workflow', () => {
   let stack: Stack;
   let project: TestProject;
@@ -72,6 +80,9 @@ describe('backfill workflow', () => {
         '20241104120003_cancelled_items.yaml': PAUSING_BACKFILL,
         '20241104120004_cli_items.yaml': PAUSING_BACKFILL,
         '20241104120005_lock_aware_items.yaml': LOCK_AWARE_BACKFILL,
+        '20241104120006_waiting_items.yaml': PLAIN_BACKFILL,
+        '20241104120007_checked_items.yaml': PLAIN_BACKFILL,
+        '20241104120008_aborted_items.yaml': FAILING_BACKFILL,
       },
     });
     ciUrl = project.urls[`${ENVIRONMENT}/ci`];
@@ -244,5 +255,58 @@ describe('backfill workflow', () => {
       await holder.end();
       await waiter.end();
     }
+  });
+
+  it('retries a batch that hits lock_timeout, showing each failed try and the next, and applies it once the lock is gone', { timeout: 60_000 }, async () => {
+    await resetTable(200);
+    const holder = new pg.Client({ connectionString: ciUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM bf_items WHERE id = 1 FOR UPDATE');
+      const workflowId = await start('waiting_items');
+      const retrying = await waitFor('waiting_items', 'a failed try of the first batch', (found) => (found.retry?.attempt ?? 0) >= 2);
+      expect(retrying.state).toBe('running');
+      expect(retrying.retry).toMatchObject({ maxAttempts: 10, error: expect.stringMatching(/^batch of keys 1\.\.\d+ of 20241104120006_waiting_items\.yaml: 55P03/), nextTryAt: expect.stringMatching(/^\d{4}-/) });
+      const cli: CliTarget = { address: stack.address, taskQueue, configPath: project.configPath };
+      expect((await runCli(cli, ['backfill', 'status', 'waiting_items', '--env', ENVIRONMENT])).stdout).toMatch(/try \d+ of 10 failed: batch of keys 1\.\.\d+ of 20241104120006_waiting_items\.yaml: 55P03 .*; next try at \d\d:\d\d:\d\d UTC/);
+      expect(await query(ciUrl, 'SELECT count(*) AS rows FROM bf_items WHERE touched > 0')).toEqual([{ rows: '0' }]);
+      await holder.query('COMMIT');
+
+      const final = await stack.client.workflow.getHandle(workflowId).result() as BackfillStatus;
+      expect(final.state).toBe('finished');
+      expect(final.retry).toBeUndefined();
+      expect(await query(ciUrl, 'SELECT touched, count(*) AS rows FROM bf_items GROUP BY touched')).toEqual([{ touched: 1, rows: '200' }]);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('a blocked batch is run again on resolve retry once its cause is fixed, and ends on resolve abort', { timeout: 90_000 }, async () => {
+    await resetTable(200);
+    // The row with id 120 may not be touched: a check violation, not a transient error, so the batch blocks.
+    await query(ciUrl, 'ALTER TABLE bf_items ADD CONSTRAINT hold_120 CHECK (id <> 120 OR touched = 0)');
+    const checked = await start('checked_items');
+    const blocked = await waitFor('checked_items', 'the batch holding id 120 to block', (found) => found.state === 'blocked');
+    expect(blocked.blocked!.error).toMatch(/of 20241104120007_checked_items\.yaml failed: 23514: new row for relation "bf_items" violates check constraint "hold_120"/);
+    expect(blocked.blocked!.start).toBeLessThanOrEqual(120);
+    expect(blocked.blocked!.end).toBeGreaterThan(120);
+    await query(ciUrl, 'ALTER TABLE bf_items DROP CONSTRAINT hold_120');
+    expect(await sendDecision(stack.client, checked, 'resolve', { user: 'carol', action: 'retry', comment: 'constraint dropped' })).toMatchObject({ accepted: true });
+    const retried = await stack.client.workflow.getHandle(checked).result() as BackfillStatus;
+    expect(retried.state).toBe('finished');
+    expect(await query(ciUrl, 'SELECT touched, count(*) AS rows FROM bf_items GROUP BY touched')).toEqual([{ touched: 1, rows: '200' }]);
+    expect(retried.decisions.map((decision) => [decision.kind, decision.user, decision.accepted])).toEqual([['resolve', 'carol', true]]);
+
+    await resetTable(300);
+    const aborted = await start('aborted_items');
+    await waitFor('aborted_items', 'the batch holding id 150 to block', (found) => found.state === 'blocked');
+    expect(await sendDecision(stack.client, aborted, 'resolve', { user: 'alice', action: 'abort', comment: 'row 150 needs a data fix first' })).toMatchObject({ accepted: true });
+    const final = await stack.client.workflow.getHandle(aborted).result() as BackfillStatus;
+    expect(final.state).toBe('aborted');
+    expect(final.summary).toMatch(/^aborted by alice on keys 141\.\.160: /);
+    expect(await query(ciUrl, "SELECT state, decided_by FROM dbchange_backfills WHERE name = 'aborted_items'")).toEqual([{ state: 'aborted', decided_by: 'alice' }]);
+    // What ran before the block stays applied, once; nothing after it ran.
+    expect(await query(ciUrl, 'SELECT count(*) FILTER (WHERE touched = 1) AS done, count(*) FILTER (WHERE touched = 0) AS left_out FROM bf_items')).toEqual([{ done: '140', left_out: '160' }]);
   });
 });
