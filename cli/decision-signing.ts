@@ -2,6 +2,7 @@
 // and is signed here with an SSH key (ssh-keygen -Y sign), printed for signing elsewhere, or read back signed.
 import { existsSync, readFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
+import type { Command } from 'commander';
 import { signStatement } from '../activities/ssh-signatures';
 import { statementText, type DecisionStatement } from '../core/decision-statement';
 import type { SignedDecision } from '../core/decisions';
@@ -32,6 +33,16 @@ export const SIGNING_HELP = [
   '                                  or --statement FILE)',
   '  --expires 1h                    how long a statement printed or signed here stays valid (at most 7d)',
 ].join('\n');
+
+/** The options every decision command takes for signing (their help is SIGNING_HELP). */
+export function withSigningOptions(command: Command): Command {
+  return command
+    .option('--sign-with <keyfile>', 'sign the decision with this SSH private key (or a .pub through ssh-agent)')
+    .option('--signature <file>', 'send a signature made elsewhere with ssh-keygen -Y sign')
+    .option('--statement <file>', 'the statement that --signature signs (default: the signature path without .sig)')
+    .option('--print-statement', 'print the statement to sign, and send nothing')
+    .option('--expires <duration>', 'how long the statement stays valid (default 1h, at most 7d)');
+}
 
 /** The `signed` part of a decision as the options ask, or 'printed' when the statement was only printed. */
 export async function signedPart(client: Client, workflowId: string, decision: DecisionFields, options: SigningOptions): Promise<{ signed?: SignedDecision } | 'printed'> {

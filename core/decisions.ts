@@ -28,6 +28,8 @@ export interface Rejection {
 export interface RollbackRequest {
   user: string;
   reason: string;
+  /** Signed as `resolve` with action `rollback`: the same decision by another name. */
+  signed?: SignedDecision;
 }
 export interface Resolution {
   user: string;
@@ -158,8 +160,7 @@ export function checkBackfillControlPayload(payload: unknown): Checked<BackfillC
 }
 
 export function checkRollbackPayload(payload: unknown): Checked<RollbackRequest> {
-  const checked = fields(payload, { user: true, reason: true });
-  return checked.ok ? { ok: true, value: checked.value as RollbackRequest } : checked;
+  return withSigned<RollbackRequest>(payload, fields(payload, { user: true, reason: true }));
 }
 
 /**

@@ -8,11 +8,13 @@
 //   git worktree remove --force /tmp/old-dbchange
 // Plain JavaScript so it runs as a .ts test there and lints here without a project.
 /* global process, Buffer, console, setTimeout */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { describe, expect, it } from 'vitest';
-import { changeRequestStatus, startChangeRequest } from '../../cli/change-client';
+import { changeRequestStatus, requestRollback, startChangeRequest } from '../../cli/change-client';
 import { sendDecision } from '../../cli/pipeline-client';
 import { readChangeRequestFile } from '../../core/change-request-file';
 import { loadDemoSchema, SEED_003_CR, writeChangeRequest } from '../helpers/change-requests';
@@ -131,5 +133,29 @@ describe('record histories of in-flight workflows', () => {
     // Let the workflow task that parks it in the rollback window complete.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await save('cr-rollback-window', handle.workflowId);
+  });
+
+  // Under approvals.signatures: required, an unsigned `cr rollback` that the release accepted (ff732be and earlier
+  // did not check a rollback's signature): it must replay as it ran. Recorded from ff732be as ff732be-cr-unsigned-rollback.
+  it('cr-unsigned-rollback', async () => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'dbchange-fixture-key-')), 'alice');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@fixture', '-f', keyFile]);
+    const project = await suite.project('crunsigned', {
+      environments: [{ name: 'staging' }],
+      migrations: {},
+      approversYaml: ['approvers:', `  alice: { roles: [eoc, release-manager], keys: ["${readFileSync(`${keyFile}.pub`, 'utf8').trim()}"] }`, 'approvals: { signatures: required }'],
+      changeRequests: { rollbackWindow: '24h' },
+      password: PASSWORD,
+    });
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const text = ['id: unsigned-rollback', 'title: a change rolled back unsigned', 'criticality: C4', 'requestedBy: msmiley', 'environments: [staging]', 'steps:', '  - id: add-marker', '    sql: CREATE TABLE rollback_markers (id int)', 'rollback:', '  - id: drop-marker', '    sql: DROP TABLE rollback_markers', ''].join('\n');
+    const checked = await readChangeRequestFile(writeChangeRequest(project, 'unsigned-rollback.yaml', text));
+    const handle = await startChangeRequest(suite.stack.client, project.config, checked, { taskQueue });
+    await waitForChange(handle.workflowId, 'complete');
+    const answer = await requestRollback(suite.stack.client, handle.workflowId, { user: 'alice', reason: 'not needed after all' });
+    expect(answer.accepted).toBe(true);
+    await waitForChange(handle.workflowId, 'rolled-back');
+    await save('cr-unsigned-rollback', handle.workflowId);
   });
 });

@@ -1,5 +1,5 @@
 // Receives human decisions (signals or updates), checks who may make them, and records every one.
-import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { parseStatement, statementMismatch } from '../core/decision-statement';
 import {
   checkApprovalPayload,
@@ -21,6 +21,9 @@ import {
 } from '../core/decisions';
 import { formatDuration } from '../core/duration';
 import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, rollback, rollbackUpdate, type DecisionAnswer } from './messages';
+
+/** Since this patch a rollback is signed like `resolve --action rollback`; an earlier history replays without the check. */
+const SIGNED_ROLLBACK_PATCH = 'signed-rollback';
 
 /** `digest`: what a signed decision here must name (the pending files of a pipeline gate); else the CR's checksum. */
 type Waiting =
@@ -243,19 +246,28 @@ export class DecisionDesk {
     return { gate, digest };
   }
 
-  private onRollback(payload: unknown): DecisionAnswer {
+  private async onRollback(payload: unknown): Promise<DecisionAnswer> {
     const checked = checkRollbackPayload(payload);
     if (!checked.ok) return this.refuse('rollback', payload, checked.error);
-    const { user, reason } = checked.value;
+    const { user, reason, signed } = checked.value;
     const waiting = this.waiting;
-    if (waiting?.kind !== 'resolution' || !waiting.actions.includes('rollback')) {
-      return this.refuse('rollback', payload, 'a rollback is accepted once the change is complete (within its rollback window) or blocked; it is neither now');
-    }
-    if (!isApprover(this.approvers, user) && user !== this.requestedBy) {
-      return this.refuse('rollback', payload, `${user} is not a configured approver (add them under approvers in dbchange.yaml)`);
-    }
+    const problem = () => {
+      if (this.waiting !== waiting) return 'the change moved on while the signature was checked';
+      if (waiting?.kind !== 'resolution' || !waiting.actions.includes('rollback')) {
+        return 'a rollback is accepted once the change is complete (within its rollback window) or blocked; it is neither now';
+      }
+      if (!isApprover(this.approvers, user) && user !== this.requestedBy) return `${user} is not a configured approver (add them under approvers in dbchange.yaml)`;
+      return undefined;
+    };
+    const before = problem();
+    if (before) return this.refuse('rollback', payload, before);
+    // Signed as `resolve --action rollback` is. A rollback accepted unsigned before this check existed replays as it ran.
+    const signature = patched(SIGNED_ROLLBACK_PATCH) ? await this.checkSigned({ decision: 'resolve', user, action: 'rollback' }, signed) : {};
+    if (typeof signature === 'string') return this.refuse('rollback', payload, signature);
+    const after = problem();
+    if (after) return this.refuse('rollback', payload, after);
     this.resolution = { user, action: 'rollback', comment: reason };
-    return this.accept({ kind: 'rollback', user, action: 'rollback', comment: reason, environment: waiting.environment }, 'rollback requested');
+    return this.accept({ kind: 'rollback', user, action: 'rollback', comment: reason, environment: waiting?.environment, ...signature }, 'rollback requested');
   }
 
   private accept(record: Omit<DecisionRecord, 'at' | 'accepted'>, reason: string): DecisionAnswer {

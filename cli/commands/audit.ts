@@ -44,7 +44,7 @@ export function registerAuditCommand(program: Command, context: CommandContext):
     )
     .action(async (workflowId: string, options: { allowedSigners?: string; json?: boolean }) => {
       const config = options.allowedSigners ? keysFromAllowedSigners(options.allowedSigners, (gateway) => gatewayActsFor(context, gateway)) : context.config();
-      const decisions = (await recordedDecisions(await context.client(), workflowId)).filter((decision) => decision.accepted && decision.kind !== 'rollback');
+      const decisions = (await recordedDecisions(await context.client(), workflowId)).filter((decision) => decision.accepted);
       const entries: AuditEntry[] = [];
       for (const decision of decisions) entries.push(await audit(config, workflowId, decision));
       const failed = entries.filter((entry) => !entry.verified);
@@ -78,7 +78,9 @@ async function audit(config: SigningKeys, workflowId: string, decision: Decision
   const parsed = parseStatement(signed.statement);
   if (!parsed.ok) return { ...entry, problem: `the recorded statement does not parse: ${parsed.error}` };
   const statement = parsed.statement;
-  if (statement.workflowId !== workflowId || statement.user !== decision.user || statement.decision !== decision.kind) {
+  // A rollback is signed as what it is: resolve with the action rollback.
+  const signedAs = decision.kind === 'rollback' ? 'resolve' : decision.kind;
+  if (statement.workflowId !== workflowId || statement.user !== decision.user || statement.decision !== signedAs || (statement.action ?? undefined) !== (decision.action ?? undefined)) {
     return { ...entry, problem: `the statement names ${statement.decision} by ${statement.user} on ${statement.workflowId}` };
   }
   const verdict = await verifyDecision(config, { user: decision.user, text: signed.statement, signature: signed.signature });

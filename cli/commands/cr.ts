@@ -10,6 +10,7 @@ import { checkChangeTargets } from '../../core/change-targets';
 import { changeRequestStatus, changeWorkflowIdOf, firstChangeStatus, isChangeSettled, requestRollback, rollbackAsNewChange, startChangeRequest } from '../change-client';
 import { changeStatusLines, planLines } from '../change-text';
 import type { CommandContext } from '../context';
+import { SIGNING_HELP, signedPart, withSigningOptions, type SigningOptions } from '../decision-signing';
 import { followChange } from '../follow';
 import { EXIT, printJson, progress } from '../output';
 
@@ -70,12 +71,14 @@ export function registerChangeRequestCommands(program: Command, context: Command
       process.exitCode = exitCodeFor(final);
     });
 
-  cr.command('rollback <change-id>')
+  const rollback = cr
+    .command('rollback <change-id>')
     .description('roll a change back: runs its rollback steps on every environment it changed, newest first')
     .requiredOption('--as <user>', 'who asks for the rollback (an approver in dbchange.yaml, or the requester)')
     .requiredOption('--reason <text>', 'why, recorded in the workflow and in notifications')
     .option('--write-cr <file>', 'after the rollback window has closed: write the rollback steps as a new change request file')
-    .option('--json', 'print the answer as JSON')
+    .option('--json', 'print the answer as JSON');
+  withSigningOptions(rollback)
     .addHelpText(
       'after',
       [
@@ -86,9 +89,11 @@ export function registerChangeRequestCommands(program: Command, context: Command
         '',
         'Accepted while the change is complete and its rollback window (changeRequests.rollbackWindow, default 24h)',
         'is open, or while it is blocked. Exit codes: 0 accepted, 3 refused (the reason says what to do instead).',
+        'A rollback is signed like `dbchange resolve CHANGE --action rollback`, which it is by another name.',
+        SIGNING_HELP,
       ].join('\n'),
     )
-    .action(async (changeId: string, options: { as: string; reason: string; writeCr?: string; json?: boolean }) => {
+    .action(async (changeId: string, options: { as: string; reason: string; writeCr?: string; json?: boolean } & SigningOptions) => {
       const client = await context.client();
       const workflowId = changeWorkflowIdOf(changeId);
       if (options.writeCr) {
@@ -96,7 +101,9 @@ export function registerChangeRequestCommands(program: Command, context: Command
         progress(`wrote ${options.writeCr}: review it, then \`dbchange cr validate ${options.writeCr}\` and \`dbchange cr execute ${options.writeCr}\``);
         return;
       }
-      const answer = await requestRollback(client, workflowId, { user: options.as, reason: options.reason });
+      const signed = await signedPart(client, workflowId, { decision: 'resolve', user: options.as, action: 'rollback' }, options);
+      if (signed === 'printed') return;
+      const answer = await requestRollback(client, workflowId, { user: options.as, reason: options.reason, ...signed });
       if (options.json) printJson('decision', { workflowId, decision: 'rollback', ...answer });
       else process.stdout.write(`${answer.accepted ? 'accepted' : 'refused'}: ${answer.reason}\n`);
       if (!answer.accepted) process.exitCode = EXIT.refused;

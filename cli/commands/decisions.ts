@@ -3,24 +3,20 @@ import type { Command } from 'commander';
 import { RESOLVE_ACTIONS, type ResolveAction } from '../../core/decisions';
 import type { CommandContext } from '../context';
 import { CliError, EXIT, printJson } from '../output';
-import { SIGNING_HELP, signedPart, type SigningOptions } from '../decision-signing';
+import { SIGNING_HELP, signedPart, withSigningOptions, type SigningOptions } from '../decision-signing';
 import { sendDecision } from '../pipeline-client';
 import type { DecisionAnswer } from '../../workflows/messages';
 
 export function registerDecisionCommands(program: Command, context: CommandContext): void {
-  program
+  const approve = program
     .command('approve <workflow-id>')
     .description('approve the gate a pipeline or change request is waiting at')
     .requiredOption('--as <user>', 'who approves (must be listed under approvers in dbchange.yaml)')
     .requiredOption('--role <role>', 'the role you approve in, e.g. release-manager')
     .option('--comment <text>', 'recorded with the approval')
     .option('--checksum <sha256>', 'change requests: the checksum of the file you reviewed (12+ characters, from `dbchange cr validate`)')
-    .option('--json', 'print the answer as JSON')
-    .option('--sign-with <keyfile>', 'sign the decision with this SSH private key (or a .pub through ssh-agent)')
-    .option('--signature <file>', 'send a signature made elsewhere with ssh-keygen -Y sign')
-    .option('--statement <file>', 'the statement that --signature signs (default: the signature path without .sig)')
-    .option('--print-statement', 'print the statement to sign, and send nothing')
-    .option('--expires <duration>', 'how long the statement stays valid (default 1h, at most 7d)')
+    .option('--json', 'print the answer as JSON');
+  withSigningOptions(approve)
     .addHelpText(
       'after',
       '\nExamples:\n  dbchange approve pdm-staging+production --as alice --role release-manager --comment "QA green"\n  dbchange approve cr-drop-premature-fk-3f92913d27 --as alice --role eoc --checksum 5f1c0e9a2b7d --sign-with ~/.ssh/id_ed25519\n' +
@@ -34,17 +30,13 @@ export function registerDecisionCommands(program: Command, context: CommandConte
       report(workflowId, 'approve', answer, options.json);
     });
 
-  program
+  const reject = program
     .command('reject <workflow-id>')
     .description('reject the gate a pipeline or change request is waiting at; it ends without going further')
     .requiredOption('--as <user>', 'who rejects')
     .requiredOption('--reason <text>', 'why, recorded in the workflow and in notifications')
-    .option('--json', 'print the answer as JSON')
-    .option('--sign-with <keyfile>', 'sign the decision with this SSH private key (or a .pub through ssh-agent)')
-    .option('--signature <file>', 'send a signature made elsewhere with ssh-keygen -Y sign')
-    .option('--statement <file>', 'the statement that --signature signs (default: the signature path without .sig)')
-    .option('--print-statement', 'print the statement to sign, and send nothing')
-    .option('--expires <duration>', 'how long the statement stays valid (default 1h, at most 7d)')
+    .option('--json', 'print the answer as JSON');
+  withSigningOptions(reject)
     .addHelpText('after', `\nExample:\n  dbchange reject pdm-staging+production --as alice --reason "QA flaky, re-run tomorrow"\n${SIGNING_HELP}`)
     .action(async (workflowId: string, options: { as: string; reason: string; json?: boolean } & SigningOptions) => {
       const client = await context.client();
@@ -54,19 +46,15 @@ export function registerDecisionCommands(program: Command, context: CommandConte
       report(workflowId, 'reject', answer, options.json);
     });
 
-  program
+  const resolve = program
     .command('resolve <workflow-id>')
     .description('decide how a blocked pipeline or change request goes on after a failure')
     .requiredOption('--as <user>', 'who decides (must be listed under approvers)')
     .requiredOption('--action <action>', `one of ${RESOLVE_ACTIONS.join(', ')}`)
     .option('--target <name>', 'fleets: the blocked target this decision is about, or all-blocked')
     .option('--comment <text>', 'recorded with the decision')
-    .option('--json', 'print the answer as JSON')
-    .option('--sign-with <keyfile>', 'sign the decision with this SSH private key (or a .pub through ssh-agent)')
-    .option('--signature <file>', 'send a signature made elsewhere with ssh-keygen -Y sign')
-    .option('--statement <file>', 'the statement that --signature signs (default: the signature path without .sig)')
-    .option('--print-statement', 'print the statement to sign, and send nothing')
-    .option('--expires <duration>', 'how long the statement stays valid (default 1h, at most 7d)')
+    .option('--json', 'print the answer as JSON');
+  withSigningOptions(resolve)
     .addHelpText(
       'after',
       [

@@ -40,6 +40,9 @@ const FIXTURES: Record<string, string> = {
 // The same five states recorded again from 4d68693 (the release before backfills, the dashboard's fleetTargets query
 // and the backfill wait), whose workflows may be in flight when this code is deployed.
 for (const [name, what] of Object.entries({ ...FIXTURES })) FIXTURES[`4d68693-${name}`] = `${what}, release 4d68693`;
+// From ff732be: a change under approvals.signatures: required whose unsigned `cr rollback` was accepted then (the
+// rollback's signature is checked since); it must replay as it ran (scripts/record-histories.mjs, cr-unsigned-rollback).
+FIXTURES['ff732be-cr-unsigned-rollback'] = 'change request rolled back unsigned under required signatures, release ff732be';
 
 describe('replay compatibility with histories of the previous release', () => {
   let workflowBundle: WorkflowBundle;

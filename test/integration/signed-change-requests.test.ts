@@ -217,6 +217,65 @@ describe('signed change requests', () => {
     expect(refused.stdout).toMatch(/alice approve as eoc at the change: NOT VERIFIED/);
   });
 
+  it('a rollback needs a signature too: refused unsigned and signed by another key, accepted signed, and audited', async () => {
+    const project = await suite.project('srb', {
+      environments: [{ name: 'srb-staging' }],
+      migrations: {},
+      approversYaml: approversYaml(publicKey('alice')),
+      changeRequests: { rollbackWindow: '10m' },
+    });
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const target: CliTarget = { address: suite.stack.address, taskQueue, configPath: project.configPath };
+    const file = writeChangeRequest(
+      project,
+      'c4.yaml',
+      [
+        'id: signed-rollback',
+        'title: a change rolled back with a signature',
+        'criticality: C4',
+        'requestedBy: msmiley',
+        'environments: [srb-staging]',
+        'steps:',
+        '  - id: add-marker',
+        '    sql: CREATE TABLE rollback_markers (id int)',
+        'rollback:',
+        '  - id: drop-marker',
+        '    sql: DROP TABLE rollback_markers',
+      ].join('\n'),
+    );
+    await cli(target, ['cr', 'execute', file]);
+    const workflowId = 'cr-signed-rollback';
+    suite.workflowIds.push(workflowId);
+    await eventually(async () => (await changeRequestStatus(suite.stack.client, workflowId)).stage === 'complete', 'the change to complete');
+    const url = project.urls['srb-staging'];
+    expect(await query(url, "SELECT to_regclass('rollback_markers') IS NOT NULL AS there")).toEqual([{ there: true }]);
+
+    // Unsigned, and signed by mallory's key in alice's name: both refused, and the table stays.
+    const unsigned = await cli(target, ['cr', 'rollback', workflowId, '--as', 'alice', '--reason', 'not needed after all'], 3);
+    expect(unsigned.stdout).toContain('refused: signatures are required');
+    const forged = await cli(target, ['cr', 'rollback', workflowId, '--as', 'alice', '--reason', 'not needed after all', '--sign-with', key('mallory')], 3);
+    expect(forged.stdout).toMatch(/^refused: .*alice/);
+    expect(await query(url, "SELECT to_regclass('rollback_markers') IS NOT NULL AS there")).toEqual([{ there: true }]);
+
+    const signed = await cli(target, ['cr', 'rollback', workflowId, '--as', 'alice', '--reason', 'not needed after all', '--sign-with', key('alice')]);
+    expect(signed.stdout).toBe('accepted: rollback requested\n');
+    const final = (await suite.stack.client.workflow.getHandle(workflowId).result()) as ChangeRequestStatus;
+    expect(final.stage).toBe('rolled-back');
+    expect(await query(url, "SELECT to_regclass('rollback_markers') IS NOT NULL AS there")).toEqual([{ there: false }]);
+    expect(final.decisions.map((decision) => [decision.kind, decision.user, decision.accepted])).toEqual([
+      ['rollback', 'alice', false],
+      ['rollback', 'alice', false],
+      ['rollback', 'alice', true],
+    ]);
+
+    const audit = await cli(target, ['audit', workflowId]);
+    expect(audit.stdout.trimEnd().split('\n')).toEqual([
+      `${workflowId}: 1 accepted decision, all verified`,
+      expect.stringMatching(new RegExp(`^  \\S+ alice rollback action rollback at the change: signed by alice with ${escape(fingerprint('alice'))}, digest sha256:[0-9a-f]{64}$`)),
+    ]);
+  });
+
   it('replays every workflow of this file without nondeterminism', async () => {
     expect(await replayWorkflows(suite.stack, suite.workflowIds)).toBe(suite.workflowIds.length);
   });
