@@ -1,6 +1,7 @@
 // The activities of a fleet rollout: list the fleet's targets once (names only, for the workflow), and bring one
 // target up to date (every pending migration, in batches, in one activity that heartbeats). URLs stay here.
 import { createHash } from 'node:crypto';
+import type pg from 'pg';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { DatabaseTarget, DbChangeConfig, EnvironmentConfig } from '../core/config';
 import { FleetSourceError, type FleetTarget } from '../core/fleet-source';
@@ -9,7 +10,8 @@ import { comparePending, describeEdited } from '../core/pending';
 import type { OutcomeCounts } from '../core/pipeline';
 import { emptyCounts } from '../core/pipeline-record';
 import { applyBatch } from './apply-batch';
-import { readAppliedState, recordWithoutRunning, type DatabasePools } from './db';
+import { BACKFILLS_TABLE, ensureBackfillTables } from './backfills';
+import { readAppliedState, recordWithoutRunning, withConnection, type DatabasePools } from './db';
 import { fleetDatabaseTarget, FleetTargetCache, FleetTargetNotListedError, readFleetTargets } from './fleet-source';
 import { countLockTimeoutRetry, recordMigrationApplied } from './metrics';
 import { settleFailure } from './step-progress';
@@ -17,6 +19,7 @@ import { settleFailure } from './step-progress';
 export const FLEET_SOURCE_INVALID = 'FleetSourceInvalid';
 export const FLEET_PLAN_CHANGED = 'FleetPlanChanged';
 export const PRECHECKS_BLOCK = 'PrechecksBlock';
+export const BACKFILL_NOT_FINISHED = 'BackfillNotFinished';
 
 /** What the workflow keeps of a fleet: names in source order, and a digest of the files every target must run. */
 export interface FleetListing {
@@ -133,6 +136,9 @@ export function createFleetActivities({ config, pools, environmentNamed, readFil
         beat();
         const byVersion = new Map(pending.map((file) => [file.version, file]));
         for (let next = 0; next < pending.length; ) {
+          if (pending[next].requiresBackfill) await checkBackfillsFinished(pool, pending[next], input.target);
+          // A batch ends before the next migration that requires a backfill: that one is checked on its own.
+          const waiter = pending.findIndex((file, index) => index > next && file.requiresBackfill);
           const result = await applyBatch(
             {
               pool,
@@ -154,7 +160,7 @@ export function createFleetActivities({ config, pools, environmentNamed, readFil
                 if (outcome.outcome === 'applied') recordMigrationApplied(input.environment, outcome.durationMs);
               },
             },
-            pending.slice(next).map(({ version, checksum }) => ({ version, checksum })),
+            pending.slice(next, waiter < 0 ? undefined : waiter).map(({ version, checksum }) => ({ version, checksum })),
           );
           if (result.blocked) {
             const details: TargetFailureDetails = { version: result.blocked.version };
@@ -173,4 +179,28 @@ export function createFleetActivities({ config, pools, environmentNamed, readFil
       }
     },
   };
+}
+
+/**
+ * `-- dbchange:requires-backfill` on a fleet target: backfill workflows run on environments with databases, not on
+ * fleet targets, so the target blocks unless its own dbchange_backfills records the backfill as finished. Running the
+ * migration anyway would be seed 000 again: a foreign key before the rows it needs.
+ */
+async function checkBackfillsFinished(pool: pg.Pool, file: MigrationFile, target: string): Promise<void> {
+  const required = file.requiresBackfill ?? [];
+  const finished = await withConnection(pool, async (client) => {
+    // Created here, so that recording a backfill done by hand is one INSERT.
+    await ensureBackfillTables(client);
+    const found = await client.query<{ name: string }>(`SELECT name FROM ${BACKFILLS_TABLE} WHERE state = 'finished' AND name = ANY($1::text[])`, [required]);
+    return found.rows.map((row) => row.name);
+  });
+  const missing = required.filter((name) => !finished.includes(name));
+  if (missing.length === 0) return;
+  const details: TargetFailureDetails = { version: file.version };
+  throw ApplicationFailure.create({
+    type: BACKFILL_NOT_FINISHED,
+    nonRetryable: true,
+    message: `${file.fileName} requires backfill ${missing.join(', ')}, not finished on ${target}; backfills do not run on fleet targets yet: fill the rows there, record it in its ${BACKFILLS_TABLE} (README: Fleets), then retry the target, or abort it`,
+    details: [details],
+  });
 }

@@ -171,6 +171,33 @@ describe('fleet rollouts', () => {
     expect(await project.versions('grow-04')).toBeNull();
   });
 
+  it('blocks a target whose pending migration requires a backfill it has not finished, and runs it once the target records one', async () => {
+    const targets = names('ring', 3);
+    const withForeignKey = {
+      ...MIGRATIONS,
+      '20240801000003_fk_invoices_accounts.sql': `-- dbchange:requires-backfill fill_accounts\n${migration('ALTER TABLE invoices ADD CONSTRAINT fk_invoices_accounts FOREIGN KEY (account_id) REFERENCES accounts (id) NOT VALID;')}`,
+    };
+    const { project: fleet, handle, cli } = await start('fleetbf', { environment: 'rings', targets, migrations: withForeignKey, waves: '[{percent: 100}]', concurrency: 3, haltAfterFailures: 3 });
+
+    const blocked = await waitFor(handle.workflowId, 'every ring blocked', (status) => status.stage === 'blocked' && status.results[0].fleet!.waves.every((wave) => wave.running === 0 && wave.pending === 0));
+    const issues = blocked.results[0].fleet!.waves.flatMap((wave) => wave.blockedTargets);
+    expect(issues.map((issue) => issue.target).sort()).toEqual(targets);
+    for (const issue of issues) {
+      expect(issue.error).toContain(`20240801000003_fk_invoices_accounts.sql requires backfill fill_accounts, not finished on ${issue.target}; backfills do not run on fleet targets yet`);
+    }
+    // Everything before the foreign key ran; the key itself nowhere.
+    for (const target of targets) expect(await fleet.versions(target)).toEqual(BOTH);
+
+    // ring-02 records the backfill as done by hand, as the message says: a retry runs the key there.
+    await query(fleet.url, `INSERT INTO ${schemaOf('ring-02')}.dbchange_backfills (name, version, checksum, state, decided_by) VALUES ('fill_accounts', 'by hand', 'by hand', 'finished', 'alice')`);
+    expect((await cli('resolve', handle.workflowId, '--as', 'alice', '--target', 'ring-02', '--action', 'retry')).stdout).toBe('accepted: resolved: retry for ring-02\n');
+    await eventually(async () => (await fleet.versions('ring-02'))?.length === 3, 'the key on ring-02');
+    expect(await query(fleet.url, `SELECT count(*)::int AS keys FROM pg_constraint WHERE conname = 'fk_invoices_accounts'`)).toEqual([{ keys: 1 }]);
+    expect(await fleet.versions('ring-01')).toEqual(BOTH);
+    expect((await cli('resolve', handle.workflowId, '--as', 'alice', '--action', 'abort')).code).toBe(0);
+    await expect(handle.result()).rejects.toMatchObject({ cause: { message: expect.stringMatching(/^aborted by alice/) } });
+  });
+
   it('replays every workflow of this file without nondeterminism', async () => {
     expect(await replayWorkflows(suite.stack, suite.workflowIds)).toBe(suite.workflowIds.length);
   });
