@@ -28,7 +28,6 @@ export interface Rejection {
 export interface RollbackRequest {
   user: string;
   reason: string;
-  /** Signed as `resolve` with action `rollback`: the same decision by another name. */
   signed?: SignedDecision;
 }
 export interface Resolution {

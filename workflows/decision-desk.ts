@@ -1,6 +1,6 @@
 // Receives human decisions (signals or updates), checks who may make them, and records every one.
 import { condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import { parseStatement, statementMismatch } from '../core/decision-statement';
+import { parseStatement, statementMismatch, type Decision } from '../core/decision-statement';
 import {
   checkApprovalPayload,
   checkRejectionPayload,
@@ -22,7 +22,7 @@ import {
 import { formatDuration } from '../core/duration';
 import { approve, approveUpdate, reject, rejectUpdate, resolve, resolveUpdate, rollback, rollbackUpdate, type DecisionAnswer } from './messages';
 
-/** Since this patch a rollback is signed like `resolve --action rollback`; an earlier history replays without the check. */
+/** Since this patch a rollback's signature is checked (under approvals.signatures: required, one is needed). */
 const SIGNED_ROLLBACK_PATCH = 'signed-rollback';
 
 /** `digest`: what a signed decision here must name (the pending files of a pipeline gate); else the CR's checksum. */
@@ -219,7 +219,7 @@ export class DecisionDesk {
    * A decision's signature, checked against what this gate permits and then against the keys in dbchange.yaml:
    * the record's `signature` when it verifies, nothing when none is needed, or the reason it is refused.
    */
-  private async checkSigned(what: { decision: 'approve' | 'reject' | 'resolve'; user: string; role?: string; action?: string; target?: string }, signed: SignedDecision | undefined): Promise<string | { signature?: DecisionSignature }> {
+  private async checkSigned(what: { decision: Decision; user: string; role?: string; action?: string; target?: string }, signed: SignedDecision | undefined): Promise<string | { signature?: DecisionSignature }> {
     if (!signed) return this.signing?.required ? 'signatures are required (approvals.signatures: required in dbchange.yaml): sign with --sign-with KEY, or send --signature FILE' : {};
     if (!this.signing) return 'this workflow does not check signatures (it was started before dbchange checked them); decide without --sign-with or --signature';
     const parsed = parseStatement(signed.statement);
@@ -261,8 +261,8 @@ export class DecisionDesk {
     };
     const before = problem();
     if (before) return this.refuse('rollback', payload, before);
-    // Signed as `resolve --action rollback` is. A rollback accepted unsigned before this check existed replays as it ran.
-    const signature = patched(SIGNED_ROLLBACK_PATCH) ? await this.checkSigned({ decision: 'resolve', user, action: 'rollback' }, signed) : {};
+    // Signed like every decision since this patch; a rollback accepted unsigned before it replays as it ran.
+    const signature = patched(SIGNED_ROLLBACK_PATCH) ? await this.checkSigned({ decision: 'rollback', user }, signed) : {};
     if (typeof signature === 'string') return this.refuse('rollback', payload, signature);
     const after = problem();
     if (after) return this.refuse('rollback', payload, after);

@@ -78,9 +78,7 @@ async function audit(config: SigningKeys, workflowId: string, decision: Decision
   const parsed = parseStatement(signed.statement);
   if (!parsed.ok) return { ...entry, problem: `the recorded statement does not parse: ${parsed.error}` };
   const statement = parsed.statement;
-  // A rollback is signed as what it is: resolve with the action rollback.
-  const signedAs = decision.kind === 'rollback' ? 'resolve' : decision.kind;
-  if (statement.workflowId !== workflowId || statement.user !== decision.user || statement.decision !== signedAs || (statement.action ?? undefined) !== (decision.action ?? undefined)) {
+  if (statement.workflowId !== workflowId || statement.user !== decision.user || statement.decision !== decision.kind) {
     return { ...entry, problem: `the statement names ${statement.decision} by ${statement.user} on ${statement.workflowId}` };
   }
   const verdict = await verifyDecision(config, { user: decision.user, text: signed.statement, signature: signed.signature });

@@ -89,7 +89,6 @@ export function registerChangeRequestCommands(program: Command, context: Command
         '',
         'Accepted while the change is complete and its rollback window (changeRequests.rollbackWindow, default 24h)',
         'is open, or while it is blocked. Exit codes: 0 accepted, 3 refused (the reason says what to do instead).',
-        'A rollback is signed like `dbchange resolve CHANGE --action rollback`, which it is by another name.',
         SIGNING_HELP,
       ].join('\n'),
     )
@@ -101,7 +100,7 @@ export function registerChangeRequestCommands(program: Command, context: Command
         progress(`wrote ${options.writeCr}: review it, then \`dbchange cr validate ${options.writeCr}\` and \`dbchange cr execute ${options.writeCr}\``);
         return;
       }
-      const signed = await signedPart(client, workflowId, { decision: 'resolve', user: options.as, action: 'rollback' }, options);
+      const signed = await signedPart(client, workflowId, { decision: 'rollback', user: options.as }, options);
       if (signed === 'printed') return;
       const answer = await requestRollback(client, workflowId, { user: options.as, reason: options.reason, ...signed });
       if (options.json) printJson('decision', { workflowId, decision: 'rollback', ...answer });
