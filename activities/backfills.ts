@@ -81,6 +81,8 @@ export interface BackfillPlan {
   cursor: number;
   rowsDone: number;
   approvers: Record<string, string[]>;
+  /** approvals.signatures of dbchange.yaml: whether decisions are checked for signatures, and must carry one. */
+  signatures?: DbChangeConfig['signatures'];
   /** Set when the database records this backfill as finished already. */
   finished: boolean;
 }
@@ -153,6 +155,7 @@ export function createBackfillActivities(config: DbChangeConfig, pools: Database
           cursor: Math.max(range.start, done.rows[0].cursor === null ? range.start : Number(done.rows[0].cursor)),
           rowsDone: Number(done.rows[0].rows ?? 0),
           approvers: config.approvers,
+          signatures: config.signatures,
           finished,
         };
       });

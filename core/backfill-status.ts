@@ -1,6 +1,6 @@
 // What a backfill workflow is given, carries across continue-as-new, and answers to `status`. Pure and zod-free.
 import { describeProgress, reportProgress, type BackfillProgress, type BackfillState, type PauseReason, type ProgressReport } from './backfill';
-import type { DecisionRecord, ResolveAction } from './decisions';
+import type { DecisionRecord, ResolveAction, SigningGate } from './decisions';
 import { formatDuration } from './duration';
 import { describeRetry, type RetryNotice } from './step-retries';
 
@@ -49,6 +49,8 @@ export interface BackfillStatus {
   summary: string;
   /** Runs of this workflow so far (continue-as-new keeps each history short). */
   runs: number;
+  /** What a pause, resume, cancel or resolve signed now must name (when dbchange.yaml has approvals:). */
+  signing?: SigningGate;
 }
 
 export function progressOf(progress: BackfillProgress): BackfillStatus['progress'] {

@@ -6,7 +6,8 @@ export const DECISION_NAMESPACE = 'dbchange-decision';
 export const STATEMENT_HEADER = 'dbchange decision statement v1';
 /** A statement may be signed ahead of time, but not for longer than this. */
 export const MAX_STATEMENT_LIFETIME_MS = 7 * 24 * 60 * 60 * 1000;
-export const DECISIONS = ['approve', 'reject', 'resolve', 'rollback'] as const;
+/** `pause`, `resume` and `cancel` are a person's controls of a backfill. */
+export const DECISIONS = ['approve', 'reject', 'resolve', 'rollback', 'pause', 'resume', 'cancel'] as const;
 export type Decision = (typeof DECISIONS)[number];
 
 export interface DecisionStatement {
@@ -14,7 +15,7 @@ export interface DecisionStatement {
   workflowId: string;
   runId: string;
   decision: Decision;
-  /** The environment of a pipeline gate, or the change request's gate. */
+  /** The environment of a pipeline gate, the change request's gate, or the database a backfill runs on. */
   gate: string;
   role?: string;
   /** A resolution's action (retry, mark-complete, rollback, abort). */
@@ -22,7 +23,7 @@ export interface DecisionStatement {
   /** A fleet target the decision is about. */
   target?: string;
   user: string;
-  /** `sha256:<hex>` of exactly what runs after the gate: a CR's checksum, or filesDigestText's hash. */
+  /** `sha256:<hex>` of exactly what runs after the gate: a CR's or a backfill file's checksum, or filesDigestText's hash. */
   digest: string;
   /** ISO 8601 UTC, e.g. 2025-06-01T12:00:00Z. */
   expires: string;

@@ -151,11 +151,11 @@ export function checkRejectionPayload(payload: unknown): Checked<Rejection> {
 export interface BackfillControl {
   user: string;
   comment?: string;
+  signed?: SignedDecision;
 }
 
 export function checkBackfillControlPayload(payload: unknown): Checked<BackfillControl> {
-  const checked = fields(payload, { user: true, comment: false });
-  return checked.ok ? { ok: true, value: checked.value as BackfillControl } : checked;
+  return withSigned<BackfillControl>(payload, fields(payload, { user: true, comment: false }));
 }
 
 export function checkRollbackPayload(payload: unknown): Checked<RollbackRequest> {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { describe, expect, it } from 'vitest';
+import { controlBackfill, readBackfillStatus, startBackfill } from '../../cli/backfill-client';
 import { changeRequestStatus, requestRollback, startChangeRequest } from '../../cli/change-client';
 import { sendDecision } from '../../cli/pipeline-client';
 import { readChangeRequestFile } from '../../core/change-request-file';
@@ -157,5 +158,30 @@ describe('record histories of in-flight workflows', () => {
     expect(answer.accepted).toBe(true);
     await waitForChange(handle.workflowId, 'rolled-back');
     await save('cr-unsigned-rollback', handle.workflowId);
+  });
+
+  // A backfill under approvals.signatures: required, paused, resumed and cancelled by unsigned decisions that the
+  // release accepted (ff732be did not check a backfill's signatures). Recorded from ff732be as ff732be-backfill-unsigned-controls.
+  it('backfill-unsigned-controls', async () => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'dbchange-fixture-key-')), 'alice');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@fixture', '-f', keyFile]);
+    const project = await suite.project('bfunsigned', {
+      environments: [{ name: 'staging' }],
+      migrations: {},
+      backfills: { '20241104120000_fixture_items.yaml': ['table: fixture_items', 'key: id', 'batch: UPDATE fixture_items SET touched = touched + 1 WHERE id >= :start AND id < :end', 'maxBatchSize: 50', 'pauseWhen:', '  query: SELECT paused FROM fixture_flags', ''].join('\n') },
+      approversYaml: ['approvers:', `  alice: { roles: [release-manager], keys: ["${readFileSync(`${keyFile}.pub`, 'utf8').trim()}"] }`, 'approvals: { signatures: required }'],
+      password: PASSWORD,
+    });
+    const url = project.urls.staging;
+    await query(url, 'CREATE TABLE fixture_items (id bigint PRIMARY KEY, touched int NOT NULL DEFAULT 0)');
+    await query(url, 'INSERT INTO fixture_items (id) SELECT generate_series(1, 200)');
+    await query(url, 'CREATE TABLE fixture_flags AS SELECT true AS paused');
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const workflowId = await startBackfill(suite.stack.client, project.config, { name: 'fixture_items', environment: 'staging', requestedBy: 'dave', taskQueue });
+    await eventually(async () => (await readBackfillStatus(suite.stack.client, 'staging', 'fixture_items')).paused?.by === 'condition', 'a pause by its condition');
+    for (const kind of ['pause', 'resume', 'cancel']) expect(await controlBackfill(suite.stack.client, 'staging', 'fixture_items', kind, { user: 'alice' })).toMatchObject({ accepted: true });
+    expect((await suite.stack.client.workflow.getHandle(workflowId).result()).state).toBe('cancelled');
+    await save('backfill-unsigned-controls', workflowId);
   });
 });

@@ -8,7 +8,8 @@ import { INITIAL_BATCH_SIZE, batchKeys, clampSize, nextBatchSize, splitBatchSize
 import type { BackfillInput, BackfillStatus } from '../core/backfill-status';
 import { checkBackfillControlPayload, isApprover, unrecordableReason, type BackfillControl, type ResolveAction } from '../core/decisions';
 import { BackfillBoard } from './backfill-board';
-import { DecisionDesk } from './decision-desk';
+import { DecisionDesk, type DecisionSignature } from './decision-desk';
+import { decisionSigning, withSigning } from './decision-signing';
 import { backfillStatus, cancelBackfill, pauseBackfill, resumeBackfill, stepProgress, type DecisionAnswer } from './messages';
 import { describeStepFailure, transientRetryPolicy } from './running-step';
 
@@ -37,11 +38,16 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
   const board = new BackfillBoard(input, []);
   setHandler(backfillStatus, () => board.snapshot());
   const plan = await planBackfill({ environment: input.environment, name: input.name });
-  const desk = new DecisionDesk(plan.approvers, input.requestedBy, undefined, undefined, board.decisions);
-  desk.install();
-  let cancelled: BackfillControl | undefined;
-  installControls(board, plan.approvers, (control) => (cancelled = control));
   const { spec } = plan;
+  // A run planned before backfills knew of signatures has none in its recorded plan, and replays as it ran.
+  const { signatures } = plan;
+  // Every decision about this backfill names the database it runs on and the file's checksum.
+  const gate = { gate: plan.target, digest: `sha256:${spec.checksum}` };
+  const desk = new DecisionDesk(plan.approvers, input.requestedBy, spec.checksum, decisionSigning(signatures), board.decisions);
+  desk.install();
+  if (signatures) setHandler(backfillStatus, () => withSigning(board.snapshot(), { runId: workflowInfo().runId, ...gate }));
+  let cancelled: BackfillControl | undefined;
+  installControls(board, plan.approvers, (control) => (cancelled = control), signatures ? (kind, control) => desk.checkSigned({ decision: kind, user: control.user }, control.signed, gate) : undefined);
   board.planned(plan.target, spec.table, input.resume?.progress ?? { range: plan.range, cursor: plan.cursor, rowsDone: plan.rowsDone, batchesDone: 0, workingMs: 0 }, clampSize(INITIAL_BATCH_SIZE, spec.maxBatchSize));
   const ref = { environment: input.environment, name: input.name };
   const endAs = async (state: 'finished' | 'cancelled' | 'aborted', summary: string, decidedBy?: string) => {
@@ -109,23 +115,33 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
   }
 }
 
-/** pause, resume and cancel: from configured approvers only, each accepted or refused and recorded. */
-function installControls(board: BackfillBoard, approvers: Record<string, string[]>, onCancel: (control: BackfillControl) => void): void {
-  const decide = (kind: 'pause' | 'resume' | 'cancel', payload: unknown): DecisionAnswer => {
+type ControlKind = 'pause' | 'resume' | 'cancel';
+type SignatureCheck = (kind: ControlKind, control: BackfillControl) => Promise<string | { signature?: DecisionSignature }>;
+
+/** pause, resume and cancel: from configured approvers only, signed when dbchange.yaml asks, each recorded. */
+function installControls(board: BackfillBoard, approvers: Record<string, string[]>, onCancel: (control: BackfillControl) => void, checkSignature?: SignatureCheck): void {
+  const decide = async (kind: ControlKind, payload: unknown): Promise<DecisionAnswer> => {
     const checked = checkBackfillControlPayload(payload);
     const user = checked.ok ? checked.value.user : String((payload as { user?: unknown })?.user ?? '(missing)').slice(0, 100);
-    const refusal = !checked.ok ? checked.error : !isApprover(approvers, user) ? `${user} is not a configured approver (add them under approvers in dbchange.yaml)` : stateRefusal(board, kind);
     const record = { at: new Date().toISOString(), kind, user, environment: board.state.environment, ...(checked.ok && checked.value.comment ? { comment: checked.value.comment } : {}) };
-    if (refusal) {
-      board.decisions.push({ ...record, accepted: false, reason: refusal });
-      return { accepted: false, reason: refusal };
-    }
+    const refuse = (reason: string): DecisionAnswer => {
+      board.decisions.push({ ...record, accepted: false, reason });
+      return { accepted: false, reason };
+    };
+    const problem = () => (!checked.ok ? checked.error : !isApprover(approvers, user) ? `${user} is not a configured approver (add them under approvers in dbchange.yaml)` : stateRefusal(board, kind));
+    const before = problem();
+    if (before) return refuse(before);
     const control = (checked as { value: BackfillControl }).value;
+    const signature = checkSignature ? await checkSignature(kind, control) : {};
+    if (typeof signature === 'string') return refuse(signature);
+    // The signature's check took an activity: the backfill may have ended, or been paused, meanwhile.
+    const after = problem();
+    if (after) return refuse(after);
     if (kind === 'pause') board.pausedBy = { user, at: record.at };
     if (kind === 'resume') board.pausedBy = undefined;
     if (kind === 'cancel') onCancel(control);
     const reason = kind === 'pause' ? 'paused after the running batch' : kind === 'resume' ? 'resumed' : 'cancelled after the running batch';
-    board.decisions.push({ ...record, accepted: true, reason });
+    board.decisions.push({ ...record, accepted: true, reason, ...signature });
     return { accepted: true, reason };
   };
   const validator = (payload: unknown) => {
@@ -137,7 +153,7 @@ function installControls(board: BackfillBoard, approvers: Record<string, string[
   setHandler(cancelBackfill, (payload) => decide('cancel', payload), { validator });
 }
 
-function stateRefusal(board: BackfillBoard, kind: 'pause' | 'resume' | 'cancel'): string | undefined {
+function stateRefusal(board: BackfillBoard, kind: ControlKind): string | undefined {
   if (board.state.finishedAt) return `the backfill already ended (${board.state.state})`;
   if (kind === 'pause' && board.pausedBy) return `already paused by ${board.pausedBy.user}`;
   if (kind === 'resume' && !board.pausedBy) return 'not paused by a person; a pause condition resumes by itself once it no longer holds';

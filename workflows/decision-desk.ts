@@ -31,7 +31,7 @@ type Waiting =
   | { kind: 'approval'; environment: string; roles: string[]; approvedBy?: Record<string, string>; onApproved?: (role: string, user: string) => void; digest?: string }
   | { kind: 'resolution'; environment?: string; actions: readonly ResolveAction[]; targets?: TargetChoice; digest?: string };
 
-type DecisionSignature = NonNullable<DecisionRecord['signature']>;
+export type DecisionSignature = NonNullable<DecisionRecord['signature']>;
 
 /** Signed decisions: whether one is required, and how a signature is checked (an activity: ssh-keygen and the keys in config). */
 export interface DecisionSigning {
@@ -49,7 +49,7 @@ export class DecisionDesk {
   constructor(
     private readonly approvers: Record<string, string[]>,
     private readonly requestedBy: string,
-    /** Change requests: approvals must name this checksum of the CR file. */
+    /** Change requests: approvals must name this checksum of the CR file. Backfills: their file's, which signed decisions name. */
     private readonly checksum?: string,
     /** Absent for workflows started before dbchange checked signatures: they accept no signed decision. */
     private readonly signing?: DecisionSigning,
@@ -216,16 +216,19 @@ export class DecisionDesk {
   }
 
   /**
-   * A decision's signature, checked against what this gate permits and then against the keys in dbchange.yaml:
-   * the record's `signature` when it verifies, nothing when none is needed, or the reason it is refused.
+   * A decision's signature, checked against what `gate` permits (by default the one awaited now), then against the
+   * keys in dbchange.yaml: the record's `signature` when it verifies, nothing when none is needed, or why it is refused.
    */
-  private async checkSigned(what: { decision: Decision; user: string; role?: string; action?: string; target?: string }, signed: SignedDecision | undefined): Promise<string | { signature?: DecisionSignature }> {
+  async checkSigned(
+    what: { decision: Decision; user: string; role?: string; action?: string; target?: string },
+    signed: SignedDecision | undefined,
+    gate: { gate: string; digest: string } = this.signingGate(),
+  ): Promise<string | { signature?: DecisionSignature }> {
     if (!signed) return this.signing?.required ? 'signatures are required (approvals.signatures: required in dbchange.yaml): sign with --sign-with KEY, or send --signature FILE' : {};
     if (!this.signing) return 'this workflow does not check signatures (it was started before dbchange checked them); decide without --sign-with or --signature';
     const parsed = parseStatement(signed.statement);
     if (!parsed.ok) return `the signed statement is not one dbchange wrote: ${parsed.error}`;
     const { workflowId, runId } = workflowInfo();
-    const gate = this.signingGate();
     const mismatch = statementMismatch(parsed.statement, { version: 1, workflowId, runId, gate: gate.gate, digest: gate.digest, ...what }, Date.now());
     if (mismatch) return mismatch;
     const verdict = await this.signing.verify({ user: what.user, statement: signed.statement, signature: signed.signature });

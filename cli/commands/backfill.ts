@@ -1,9 +1,11 @@
 // backfill start|status|pause|resume|cancel: data changes that walk a table in self-pacing batches.
 import type { Command } from 'commander';
+import { backfillWorkflowId } from '../../core/backfill';
 import { describeBackfillStatus, type BackfillStatus } from '../../core/backfill-status';
 import { controlBackfill, isBackfillOver, readBackfillStatus, startBackfill, type BackfillControlKind } from '../backfill-client';
 import type { CommandContext } from '../context';
 import { currentUser } from '../context';
+import { SIGNING_HELP, signedPart, withSigningOptions, type SigningOptions } from '../decision-signing';
 import { createLiveLine, EXIT, printJson, progress } from '../output';
 
 const FOLLOW_EVERY_MS = 1_000;
@@ -57,16 +59,24 @@ const CONTROL_TEXT: Record<BackfillControlKind, string> = {
 };
 
 function registerControl(backfill: Command, context: CommandContext, kind: BackfillControlKind): void {
-  backfill
+  const command = backfill
     .command(`${kind} <name>`)
     .description(CONTROL_TEXT[kind])
     .requiredOption('--env <name>', 'the environment')
     .requiredOption('--as <user>', 'who decides (must be listed under approvers in dbchange.yaml)')
     .option('--comment <text>', 'recorded with the decision')
-    .option('--json', 'print the answer as JSON')
-    .addHelpText('after', `\nExample:\n  dbchange backfill ${kind} backfill_ci_runners --env production --as alice --comment "replica lag alert"\n\nExit codes: 0 accepted, 3 refused (the reason is printed and recorded in the workflow).`)
-    .action(async (name: string, options: { env: string; as: string; comment?: string; json?: boolean }) => {
-      const answer = await controlBackfill(await context.client(), options.env, name, kind, { user: options.as, ...(options.comment ? { comment: options.comment } : {}) });
+    .option('--json', 'print the answer as JSON');
+  withSigningOptions(command)
+    .addHelpText(
+      'after',
+      `\nExample:\n  dbchange backfill ${kind} backfill_ci_runners --env production --as alice --comment "replica lag alert"\n${SIGNING_HELP}\n\n` +
+        'Exit codes: 0 accepted, 3 refused (the reason is printed and recorded in the workflow).',
+    )
+    .action(async (name: string, options: { env: string; as: string; comment?: string; json?: boolean } & SigningOptions) => {
+      const client = await context.client();
+      const signed = await signedPart(client, backfillWorkflowId(options.env, name), { decision: kind, user: options.as }, options);
+      if (signed === 'printed') return;
+      const answer = await controlBackfill(client, options.env, name, kind, { user: options.as, ...(options.comment ? { comment: options.comment } : {}), ...signed });
       if (options.json) printJson('decision', { name, environment: options.env, decision: kind, ...answer });
       else process.stdout.write(`${answer.accepted ? 'accepted' : 'refused'}: ${answer.reason}\n`);
       if (!answer.accepted) process.exitCode = EXIT.refused;

@@ -43,6 +43,8 @@ for (const [name, what] of Object.entries({ ...FIXTURES })) FIXTURES[`4d68693-${
 // From ff732be: a change under approvals.signatures: required whose unsigned `cr rollback` was accepted then (the
 // rollback's signature is checked since); it must replay as it ran (scripts/record-histories.mjs, cr-unsigned-rollback).
 FIXTURES['ff732be-cr-unsigned-rollback'] = 'change request rolled back unsigned under required signatures, release ff732be';
+// From ff732be: a backfill under required signatures paused, resumed and cancelled by unsigned decisions it accepted then.
+FIXTURES['ff732be-backfill-unsigned-controls'] = 'backfill paused, resumed and cancelled unsigned under required signatures, release ff732be';
 
 describe('replay compatibility with histories of the previous release', () => {
   let workflowBundle: WorkflowBundle;

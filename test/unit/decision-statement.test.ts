@@ -100,7 +100,7 @@ describe('parseStatement', () => {
   });
 
   it('refuses a bad value, naming its line and key', () => {
-    expect(parseStatement(APPROVAL_TEXT.replace('decision: approve', 'decision: allow'))).toMatchObject({ ok: false, error: 'line 4: decision: must be one of approve, reject, resolve, rollback' });
+    expect(parseStatement(APPROVAL_TEXT.replace('decision: approve', 'decision: allow'))).toMatchObject({ ok: false, error: 'line 4: decision: must be one of approve, reject, resolve, rollback, pause, resume, cancel' });
     expect(parseStatement(APPROVAL_TEXT.replace('role: release-manager', 'role: '))).toMatchObject({ ok: false, error: 'line 6: role: must be a non-empty string' });
     expect(parseStatement(APPROVAL_TEXT.replace('\n', '\r\n'))).toMatchObject({ ok: false });
   });
