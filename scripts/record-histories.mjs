@@ -138,13 +138,18 @@ describe('record histories of in-flight workflows', () => {
 
   // Under approvals.signatures: required, an unsigned `cr rollback` that the release accepted (ff732be and earlier
   // did not check a rollback's signature): it must replay as it ran. Recorded from ff732be as ff732be-cr-unsigned-rollback.
-  it('cr-unsigned-rollback', async () => {
+  /** alice's public key, a new one each run: the signature policy needs keys, though nothing below is signed. */
+  function aliceKey() {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'dbchange-fixture-key-')), 'alice');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@fixture', '-f', keyFile]);
+    return readFileSync(`${keyFile}.pub`, 'utf8').trim();
+  }
+
+  it('cr-unsigned-rollback', async () => {
     const project = await suite.project('crunsigned', {
       environments: [{ name: 'staging' }],
       migrations: {},
-      approversYaml: ['approvers:', `  alice: { roles: [eoc, release-manager], keys: ["${readFileSync(`${keyFile}.pub`, 'utf8').trim()}"] }`, 'approvals: { signatures: required }'],
+      approversYaml: ['approvers:', `  alice: { roles: [eoc, release-manager], keys: ["${aliceKey()}"] }`, 'approvals: { signatures: required }'],
       changeRequests: { rollbackWindow: '24h' },
       password: PASSWORD,
     });
@@ -163,13 +168,11 @@ describe('record histories of in-flight workflows', () => {
   // A backfill under approvals.signatures: required, paused, resumed and cancelled by unsigned decisions that the
   // release accepted (ff732be did not check a backfill's signatures). Recorded from ff732be as ff732be-backfill-unsigned-controls.
   it('backfill-unsigned-controls', async () => {
-    const keyFile = join(mkdtempSync(join(tmpdir(), 'dbchange-fixture-key-')), 'alice');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@fixture', '-f', keyFile]);
     const project = await suite.project('bfunsigned', {
       environments: [{ name: 'staging' }],
       migrations: {},
       backfills: { '20241104120000_fixture_items.yaml': ['table: fixture_items', 'key: id', 'batch: UPDATE fixture_items SET touched = touched + 1 WHERE id >= :start AND id < :end', 'maxBatchSize: 50', 'pauseWhen:', '  query: SELECT paused FROM fixture_flags', ''].join('\n') },
-      approversYaml: ['approvers:', `  alice: { roles: [release-manager], keys: ["${readFileSync(`${keyFile}.pub`, 'utf8').trim()}"] }`, 'approvals: { signatures: required }'],
+      approversYaml: ['approvers:', `  alice: { roles: [release-manager], keys: ["${aliceKey()}"] }`, 'approvals: { signatures: required }'],
       password: PASSWORD,
     });
     const url = project.urls.staging;

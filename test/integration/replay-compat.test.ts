@@ -4,8 +4,8 @@
 // recorded on the real stack by the release's own code; any command mismatch fails here with
 // DeterminismViolationError, and the fix is a patched() path in the workflow, never an edited fixture.
 //
-// The fixtures come from releases d243937 (unprefixed) and 4d68693 (prefixed `4d68693-`: recorded into a scratch
-// folder and renamed). To regenerate them from a release commit (scripts/record-histories.mjs
+// The fixtures come from releases d243937 (unprefixed), 4d68693 and ff732be (prefixed: recorded into a scratch
+// folder and renamed; ff732be's two with `-t` to record only those). To regenerate them from a release commit (scripts/record-histories.mjs
 // has the same steps at its top):
 //   git worktree add /tmp/old-dbchange <release-commit>
 //   ln -s "$PWD/node_modules" /tmp/old-dbchange/node_modules; ln -s "$PWD/.tools" /tmp/old-dbchange/.tools
