@@ -136,8 +136,6 @@ describe('record histories of in-flight workflows', () => {
     await save('cr-rollback-window', handle.workflowId);
   });
 
-  // Under approvals.signatures: required, an unsigned `cr rollback` that the release accepted (ff732be and earlier
-  // did not check a rollback's signature): it must replay as it ran. Recorded from ff732be as ff732be-cr-unsigned-rollback.
   /** alice's public key, a new one each run: the signature policy needs keys, though nothing below is signed. */
   function aliceKey() {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'dbchange-fixture-key-')), 'alice');
@@ -145,6 +143,8 @@ describe('record histories of in-flight workflows', () => {
     return readFileSync(`${keyFile}.pub`, 'utf8').trim();
   }
 
+  // Under approvals.signatures: required, an unsigned `cr rollback` that the release accepted (ff732be and earlier
+  // did not check a rollback's signature): it must replay as it ran. Recorded from ff732be as ff732be-cr-unsigned-rollback.
   it('cr-unsigned-rollback', async () => {
     const project = await suite.project('crunsigned', {
       environments: [{ name: 'staging' }],

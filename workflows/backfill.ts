@@ -38,9 +38,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
   const board = new BackfillBoard(input, []);
   setHandler(backfillStatus, () => board.snapshot());
   const plan = await planBackfill({ environment: input.environment, name: input.name });
-  const { spec } = plan;
   // A run planned before backfills knew of signatures has none in its recorded plan, and replays as it ran.
-  const { signatures } = plan;
+  const { spec, signatures } = plan;
   // Every decision about this backfill names the database it runs on and the file's checksum.
   const gate = { gate: plan.target, digest: `sha256:${spec.checksum}` };
   const desk = new DecisionDesk(plan.approvers, input.requestedBy, spec.checksum, decisionSigning(signatures), board.decisions);
