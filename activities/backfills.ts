@@ -85,6 +85,8 @@ export interface BackfillPlan {
   signatures?: DbChangeConfig['signatures'];
   /** Set when the database records this backfill as finished already. */
   finished: boolean;
+  /** Why nothing runs when the file changed after the backfill finished, and what to do instead. */
+  editedAfterFinish?: string;
 }
 
 export type BatchResult =
@@ -140,7 +142,9 @@ export function createBackfillActivities(config: DbChangeConfig, pools: Database
           range = { start: low, end: high + 1 };
         }
         const done = await client.query<{ cursor: string | null; rows: string | null }>(`SELECT max(batch_end)::bigint AS cursor, sum(rows)::bigint AS rows FROM ${BACKFILL_LEDGER_TABLE} WHERE backfill = $1`, [file.name]);
-        const finished = row?.state === 'finished' && row.checksum === file.checksum;
+        // Its batches are recorded by name: a file edited after it finished would run on no key. Say so, and how.
+        const finished = row?.state === 'finished';
+        const editedSince = finished && row.checksum !== file.checksum;
         if (!finished) {
           await client.query(
             `INSERT INTO ${BACKFILLS_TABLE} (name, version, checksum, state, key_start, key_end, workflow_id) VALUES ($1, $2, $3, 'running', $4, $5, $6)
@@ -157,6 +161,9 @@ export function createBackfillActivities(config: DbChangeConfig, pools: Database
           approvers: config.approvers,
           signatures: config.signatures,
           finished,
+          ...(editedSince && {
+            editedAfterFinish: `${file.fileName} changed after this backfill finished on ${target.address}; its batches are recorded by name, so the edited SQL would run on no key. To run it over the table, save it as a new backfill (a new name); to keep the record straight, restore the file`,
+          }),
         };
       });
     },

@@ -56,7 +56,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
     await condition(allHandlersFinished);
     return board.snapshot();
   };
-  if (plan.finished) return endAs('finished', `${spec.fileName} had already finished on ${plan.target}`);
+  if (plan.finished) return endAs('finished', plan.editedAfterFinish ?? `${spec.fileName} had already finished on ${plan.target}`);
 
   // The running batch's failed tries, as its activity reports them; a late report about an earlier batch is dropped.
   let runningBatch: string | undefined;

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlBackfill, readBackfillStatus, startBackfill } from '../../cli/backfill-client';
@@ -139,6 +141,14 @@ describe('backfill workflow', () => {
     const again = await stack.client.workflow.getHandle(await start('count_items')).result() as BackfillStatus;
     expect(again.summary).toMatch(/had already finished/);
     expect(await query(ciUrl, 'SELECT max(touched) AS most FROM bf_items')).toEqual([{ most: 1 }]);
+
+    // Edited after it finished, it would run on no key (its batches are recorded by name): it says so, and runs nothing.
+    writeFileSync(join(project.dir, 'db/backfills/20241104120000_count_items.yaml'), COUNTING_BACKFILL.replace('touched + 1', 'touched + 10'));
+    const edited = await stack.client.workflow.getHandle(await start('count_items')).result() as BackfillStatus;
+    expect(edited.state).toBe('finished');
+    expect(edited.summary).toBe(`20241104120000_count_items.yaml changed after this backfill finished on ${ENVIRONMENT}/ci; its batches are recorded by name, so the edited SQL would run on no key. To run it over the table, save it as a new backfill (a new name); to keep the record straight, restore the file`);
+    expect(await query(ciUrl, 'SELECT max(touched) AS most FROM bf_items')).toEqual([{ most: 1 }]);
+    writeFileSync(join(project.dir, 'db/backfills/20241104120000_count_items.yaml'), COUNTING_BACKFILL);
   });
 
   it('pauses while its pause query holds, saying which condition and its value, and while a person pauses it', { timeout: 120_000 }, async () => {
