@@ -13,54 +13,17 @@ import { createStack, eventually, historyText, replayWorkflows, type Stack } fro
 const PASSWORD = 'backfill-secret-pw';
 const ENVIRONMENT = 'bfstaging';
 
-const COUNTING_BACKFILL = [
-  'table: bf_items',
-  'key: id',
-  'database: ci',
-  'batch: UPDATE bf_items SET touched = touched + 1 WHERE id >= :start AND id < :end',
-  'targetBatchDuration: 200ms',
-  'maxBatchSize: 10',
-].join('\n');
+const TOUCH_ONCE = 'UPDATE bf_items SET touched = touched + 1 WHERE id >= :start AND id < :end';
+/** A backfill file over bf_items on the ci database: its batch SQL, then its other lines. */
+const itemsBackfill = (batch: string, ...lines: string[]) => ['table: bf_items', 'key: id', 'database: ci', `batch: ${batch}`, ...lines].join('\n');
 
-const PAUSING_BACKFILL = [
-  'table: bf_items',
-  'key: id',
-  'database: ci',
-  'batch: UPDATE bf_items SET touched = touched + 1 WHERE id >= :start AND id < :end',
-  'maxBatchSize: 50',
-  'pauseWhen:',
-  '  query: SELECT paused FROM bf_flags',
-].join('\n');
-
+const COUNTING_BACKFILL = itemsBackfill(TOUCH_ONCE, 'targetBatchDuration: 200ms', 'maxBatchSize: 10');
+const PAUSING_BACKFILL = itemsBackfill(TOUCH_ONCE, 'maxBatchSize: 50', 'pauseWhen:', '  query: SELECT paused FROM bf_flags');
 // Every condition the database can answer here; only lock waiters will hold (no replica, no autovacuum on a tiny table).
-const LOCK_AWARE_BACKFILL = [
-  'table: bf_items',
-  'key: id',
-  'database: ci',
-  'batch: UPDATE bf_items SET touched = touched + 1 WHERE id >= :start AND id < :end',
-  'maxBatchSize: 50',
-  'pauseWhen:',
-  '  replicationLagOver: 1s',
-  '  autovacuumOnTable: true',
-  '  lockWaitersOver: 0',
-].join('\n');
-
+const LOCK_AWARE_BACKFILL = itemsBackfill(TOUCH_ONCE, 'maxBatchSize: 50', 'pauseWhen:', '  replicationLagOver: 1s', '  autovacuumOnTable: true', '  lockWaitersOver: 0');
 // Division by zero on the row whose id is 150: a permanent error, so the batch that holds it blocks.
-const FAILING_BACKFILL = [
-  'table: bf_items',
-  'key: id',
-  'database: ci',
-  'batch: UPDATE bf_items SET touched = touched + 1 + 0 / (id - 150) WHERE id >= :start AND id < :end',
-  'maxBatchSize: 20',
-].join('\n');
-
-const PLAIN_BACKFILL = [
-  'table: bf_items',
-  'key: id',
-  'database: ci',
-  'batch: UPDATE bf_items SET touched = touched + 1 WHERE id >= :start AND id < :end',
-  'maxBatchSize: 50',
-].join('\n');
+const FAILING_BACKFILL = itemsBackfill('UPDATE bf_items SET touched = touched + 1 + 0 / (id - 150) WHERE id >= :start AND id < :end', 'maxBatchSize: 20');
+const PLAIN_BACKFILL = itemsBackfill(TOUCH_ONCE, 'maxBatchSize: 50');
 
 describe('backfill workflow', () => {
   let stack: Stack;

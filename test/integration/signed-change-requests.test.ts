@@ -64,6 +64,20 @@ describe('signed change requests', () => {
     ];
   }
 
+  /** A project whose approvals must be signed (alice's key as dbchange.yaml lists it), with a worker of its own. */
+  async function signedProject(prefix: string, environments: string[], rollbackWindow: string) {
+    const project = await suite.project(prefix, {
+      environments: environments.map((name) => ({ name })),
+      migrations: {},
+      approversYaml: approversYaml(publicKey('alice')),
+      changeRequests: { rollbackWindow },
+    });
+    const taskQueue = suite.stack.newTaskQueue();
+    await suite.stack.startWorker(project.config, taskQueue);
+    const target: CliTarget = { address: suite.stack.address, taskQueue, configPath: project.configPath };
+    return { project, target };
+  }
+
   async function cli(target: CliTarget, args: string[], expectedCode = 0) {
     const result = await runCli(target, args, { timeoutMs: 60_000 });
     if (result.code !== expectedCode) throw new Error(`dbchange ${args.join(' ')} exited ${result.code}, expected ${expectedCode}: ${result.stderr}${result.stdout}`);
@@ -72,15 +86,7 @@ describe('signed change requests', () => {
 
   it('a C1 change approved by eoc and manager, both signed over its checksum, runs; audit of the closed change lists both with their keys', async () => {
     assertBuilt();
-    const project = await suite.project('scr', {
-      environments: [{ name: 'scr-staging' }, { name: 'scr-production' }],
-      migrations: {},
-      approversYaml: approversYaml(publicKey('alice')),
-      changeRequests: { rollbackWindow: '2s' },
-    });
-    const taskQueue = suite.stack.newTaskQueue();
-    await suite.stack.startWorker(project.config, taskQueue);
-    const target: CliTarget = { address: suite.stack.address, taskQueue, configPath: project.configPath };
+    const { project, target } = await signedProject('scr', ['scr-staging', 'scr-production'], '2s');
     const file = writeChangeRequest(
       project,
       'c1.yaml',
@@ -218,15 +224,7 @@ describe('signed change requests', () => {
   });
 
   it('a rollback needs a signature too: refused unsigned and signed by another key, accepted signed, and audited', async () => {
-    const project = await suite.project('srb', {
-      environments: [{ name: 'srb-staging' }],
-      migrations: {},
-      approversYaml: approversYaml(publicKey('alice')),
-      changeRequests: { rollbackWindow: '10m' },
-    });
-    const taskQueue = suite.stack.newTaskQueue();
-    await suite.stack.startWorker(project.config, taskQueue);
-    const target: CliTarget = { address: suite.stack.address, taskQueue, configPath: project.configPath };
+    const { project, target } = await signedProject('srb', ['srb-staging'], '10m');
     const file = writeChangeRequest(
       project,
       'c4.yaml',
